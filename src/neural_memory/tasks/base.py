@@ -1,0 +1,96 @@
+"""What every task generator shares: the batch it returns and the interface it implements.
+
+A task is a source of random training and test sequences for a sequence-to-sequence model. One
+call draws a batch of ``B`` sequences of ``T`` steps:
+
+* ``inputs``  ``(B, T, I)`` -- what the model sees at each step (``I = task.input_size``);
+* ``targets`` ``(B, T, O)`` -- the bits it should emit (``O = task.output_size``), zero where
+  nothing is asked;
+* ``mask``    ``(B, T)``    -- 1.0 at the steps whose outputs are scored, 0.0 elsewhere.
+
+**Variable lengths.** Every sequence inside one batch has the same length (one length is drawn
+per batch). Graves et al. (2014) train with one sequence per update, so nothing is lost, and no
+padding is needed; the mask only marks the answer phase of each sequence. Lengths still vary from
+batch to batch.
+
+**Curriculum.** ``sample_train(..., difficulty=d)`` draws from the training range with its upper
+bound shrunk to ``low + ceil(d * (high - low))``; ``d = 1`` is the paper's full range.
+
+All randomness comes from the ``torch.Generator`` passed in, so a seed fixes the data exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import torch
+
+
+class Batch(NamedTuple):
+    """One batch of sequences: ``inputs (B,T,I)``, ``targets (B,T,O)``, ``mask (B,T)``."""
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    mask: torch.Tensor
+
+
+def check_batch_size(batch_size: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+def check_range(name: str, low: int, high: int, minimum: int = 1) -> None:
+    """Raise ``ValueError`` unless ``minimum <= low <= high`` (integers)."""
+    if low < minimum or high < low:
+        raise ValueError(
+            f"{name} range must satisfy {minimum} <= min <= max, got min={low}, max={high}"
+        )
+
+
+def check_difficulty(difficulty: float) -> None:
+    if not 0.0 < difficulty <= 1.0:
+        raise ValueError(f"difficulty must be in (0, 1], got {difficulty!r}")
+
+
+def shrink(low: int, high: int, difficulty: float) -> int:
+    """The curriculum's upper bound: ``low + ceil(difficulty * (high - low))``."""
+    check_difficulty(difficulty)
+    return low + math.ceil(difficulty * (high - low) - 1e-9)
+
+
+def randint(low: int, high: int, generator: torch.Generator | None) -> int:
+    """One integer uniform on ``[low, high]`` (both ends included), drawn from ``generator``."""
+    return int(torch.randint(low, high + 1, (1,), generator=generator).item())
+
+
+def random_bits(shape: tuple[int, ...], generator: torch.Generator | None) -> torch.Tensor:
+    """Independent fair coin flips as a float tensor of 0.0/1.0."""
+    return torch.randint(0, 2, shape, generator=generator).float()
+
+
+class Task(ABC):
+    """A generator of random episodes for one of the paper's tasks.
+
+    Subclasses set ``name``, ``input_size`` and ``output_size`` and implement ``sample`` (fixed
+    or random problem size, for training and for generalisation tests) and ``sample_train``
+    (the training distribution, optionally shrunk by a curriculum).
+    """
+
+    name: str
+    input_size: int
+    output_size: int
+
+    @abstractmethod
+    def sample(self, batch_size: int, generator: torch.Generator | None = None, **size) -> Batch:
+        """Draw a batch; keyword arguments fix the problem size (see each task)."""
+
+    @abstractmethod
+    def sample_train(
+        self, batch_size: int, generator: torch.Generator | None = None, difficulty: float = 1.0
+    ) -> Batch:
+        """Draw a batch from the training distribution (``difficulty`` < 1: curriculum)."""
+
+    #: the names of the keyword arguments ``sample`` accepts (``length``, ``repeats``, ``items``)
+    size_parameters: tuple[str, ...] = ()

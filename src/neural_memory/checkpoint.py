@@ -111,6 +111,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these files are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -313,5 +314,5 @@ def export_checkpoint(
         metrics=metrics if metrics is not None else m["metrics"],
         command=m.get("command"),
         weights_dtype=weights_dtype,
-        extra_manifest={"train_config": m.get("train_config"), "exported_from": str(src)},
+        extra_manifest={"train_config": m.get("train_config")},
     )

@@ -1,0 +1,419 @@
+"""The training loop shared by every Part III model, its recipe, and evaluation on fresh data.
+
+**Objective.** For a batch of ``B`` sequences the loss is the mean over the batch of each
+sequence's masked binary cross-entropy, summed over its scored bits (in nats; the logs report it
+in bits, divided by :math:`\\ln 2`) -- the "cost per sequence" of Graves et al. (2014), Section 4.
+
+**Recipe** (``TrainConfig``). The paper trains every model with RMSProp with momentum 0.9 and
+clips every gradient component to :math:`(-10, 10)` (Section 4); learning rates are per task and
+model (Tables 2 and 3). We use ``torch.optim.RMSprop(centered=True, alpha=0.95, momentum=0.9)``,
+the form of Graves (2013, eq. 38-41): a running mean of the gradient and of its square, the step
+divided by the running standard deviation. (Graves adds the :math:`\\epsilon` inside the square
+root; torch adds it outside.) Adam is available as an alternative. Element-wise clipping
+(``clip_value``) is the paper's "clip gradients" trick; norm clipping (``clip_norm``) may be
+used instead or as well. ``curriculum_sequences > 0`` grows the task's size range linearly from
+``curriculum_start`` of the full range to all of it over that many sequences.
+
+**Exact resume.** A checkpoint holds the model, the optimizer state, the data generator's state
+(a ``torch.Generator`` that draws every training batch), torch's global RNG state and the loop
+counters; resuming from it replays exactly the batches and updates an uninterrupted run would
+have made, so both end with bit-identical weights (on the same machine and torch build).
+
+The learning curve is a CSV file with one row every ``log_every`` sequences: ``sequences``
+seen, ``cost_bits`` and ``bit_errors`` per sequence averaged over the training batches since the
+previous row, and cumulative training ``wall_seconds``. It is rewritten atomically at every row;
+on resume, rows after the checkpoint are dropped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from neural_memory.checkpoint import (
+    CheckpointError,
+    build_model,
+    export_checkpoint,
+    load_checkpoint,
+    model_classes,
+    read_csv,
+    save_checkpoint,
+    write_csv,
+)
+from neural_memory.tasks import Task, get_task
+from neural_memory.tasks.metrics import (
+    scored_bits,
+    sequence_bit_errors,
+    sequence_cost_bits,
+    sequence_cost_nats,
+)
+
+LOG_COLUMNS = ("sequences", "cost_bits", "bit_errors", "wall_seconds")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimizer, learning rate, batch size, clipping, curriculum, cadence."""
+
+    optimizer: str = "rmsprop"  # "rmsprop" | "adam"
+    lr: float = 1e-4
+    momentum: float = 0.9  # RMSProp momentum (ignored by Adam)
+    alpha: float = 0.95  # RMSProp decay of the running averages
+    eps: float = 1e-4
+    batch_size: int = 1
+    sequences: int = 100_000  # training sequences in total
+    clip_value: float | None = 10.0  # clip every gradient component to [-v, v] (paper)
+    clip_norm: float | None = None  # and/or rescale the whole gradient to at most this norm
+    curriculum_sequences: int = 0  # 0: no curriculum
+    curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum
+    log_every: int = 1_000  # sequences between learning-curve rows
+    checkpoint_every: int = 10_000  # sequences between checkpoints
+    eval_sequences: int = 256  # fresh sequences for the final metrics
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("rmsprop", "adam"):
+            raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
+        for name in ("lr", "alpha", "eps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("batch_size", "sequences", "log_every", "checkpoint_every", "eval_sequences"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
+        for name in ("clip_value", "clip_norm"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {value!r}")
+        if not 0 < self.curriculum_start <= 1:
+            raise ValueError(f"curriculum_start must be in (0, 1], got {self.curriculum_start!r}")
+        if self.curriculum_sequences < 0:
+            raise ValueError(f"curriculum_sequences must be >= 0, got {self.curriculum_sequences!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> TrainConfig:
+        """A named recipe: ``"<task>-<model>"`` (the paper's settings) or ``"tiny"``."""
+        if name not in _RECIPES:
+            raise ValueError(f"unknown training recipe {name!r}; expected one of {cls.preset_names()}")
+        return replace(_RECIPES[name], **overrides)
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return list(_RECIPES)
+
+
+# Learning rates: Graves et al. (2014), Table 2 (NTM, LSTM controller) and Table 3 (LSTM).
+_PAPER_LR = {
+    ("copy", "ntm"): 1e-4,
+    ("repeat_copy", "ntm"): 1e-4,
+    ("associative_recall", "ntm"): 1e-4,
+    ("priority_sort", "ntm"): 3e-5,
+    ("copy", "lstm"): 3e-5,
+    ("repeat_copy", "lstm"): 3e-5,
+    ("associative_recall", "lstm"): 1e-4,
+    ("priority_sort", "lstm"): 3e-5,
+}
+_RECIPES: dict[str, TrainConfig] = {
+    f"{task}-{model}": TrainConfig(lr=lr) for (task, model), lr in _PAPER_LR.items()
+}
+_RECIPES["tiny"] = TrainConfig(
+    lr=1e-3, batch_size=4, sequences=32, log_every=8, checkpoint_every=16, eval_sequences=8
+)
+
+
+def default_preset(task: str, model_kind: str) -> str:
+    """The model preset ``train`` uses by default: the paper's for the NTM, ``small`` for the LSTM."""
+    return task if model_kind == "ntm" else "small"
+
+
+def default_recipe(task: str, model_kind: str, preset: str) -> str:
+    """The recipe ``train`` uses by default: ``tiny`` with the tiny model, else ``task-model``."""
+    return "tiny" if preset == "tiny" else f"{task}-{model_kind}"
+
+
+def model_config_for(task: Task, model_kind: str, preset: str) -> Any:
+    """The model config of ``preset``, with the task's input and output sizes."""
+    config_cls, _ = model_classes(model_kind)
+    return config_cls.preset(preset, input_size=task.input_size, output_size=task.output_size)
+
+
+# --------------------------------------------------------------------------- pieces of a step
+
+
+def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=config.lr, alpha=config.alpha, eps=config.eps, momentum=config.momentum,
+            centered=True,
+        )
+    return torch.optim.Adam(params, lr=config.lr, eps=config.eps)
+
+
+def clip_gradients(params: Iterable[nn.Parameter], config: TrainConfig) -> None:
+    """Element-wise clipping (``clip_value``) then norm clipping (``clip_norm``), if set."""
+    params = [p for p in params if p.grad is not None]
+    if config.clip_value is not None:
+        torch.nn.utils.clip_grad_value_(params, config.clip_value)
+    if config.clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, config.clip_norm)
+
+
+def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
+    """The curriculum's fraction of the training range after ``sequences_seen`` sequences."""
+    if config.curriculum_sequences <= 0:
+        return 1.0
+    progress = min(1.0, sequences_seen / config.curriculum_sequences)
+    return config.curriculum_start + (1.0 - config.curriculum_start) * progress
+
+
+def train_step(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+) -> tuple[float, float]:
+    """One update on one batch; returns the batch's summed cost (bits) and summed bit errors."""
+    inputs, targets, mask = batch
+    model.train()
+    optimizer.zero_grad(set_to_none=True)
+    logits = model(inputs)  # (B, T, O)
+    cost_nats = sequence_cost_nats(logits, targets, mask)  # (B,)
+    loss = cost_nats.mean()
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
+    loss.backward()
+    clip_gradients(model.parameters(), config)
+    optimizer.step()
+    with torch.no_grad():
+        errors = sequence_bit_errors(logits, targets, mask).sum()
+    return float(cost_nats.detach().sum()) / math.log(2.0), float(errors)
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    task: Task,
+    sequences: int,
+    generator: torch.Generator,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    **size: int | None,
+) -> dict[str, float]:
+    """Metrics on ``sequences`` fresh sequences: cost (bits) and bit errors per sequence, bit
+    error rate. ``size`` fixes the problem size (``length``, ``repeats``, ``items``); sizes left
+    out are drawn from the training range, one per batch of ``batch_size``."""
+    if sequences < 1 or batch_size < 1:
+        raise ValueError(f"sequences and batch_size must be >= 1, got {sequences}, {batch_size}")
+    unknown = sorted(k for k, v in size.items() if v is not None and k not in task.size_parameters)
+    if unknown:
+        raise ValueError(
+            f"task {task.name!r} takes the size parameters {list(task.size_parameters)}, "
+            f"not {unknown}"
+        )
+    size = {k: v for k, v in size.items() if v is not None}
+    model.eval()
+    cost = errors = bits = 0.0
+    done = 0
+    while done < sequences:
+        b = min(batch_size, sequences - done)
+        inputs, targets, mask = (t.to(device) for t in task.sample(b, generator, **size))
+        logits = model(inputs)  # (b, T, O)
+        cost += float(sequence_cost_bits(logits, targets, mask).sum())
+        errors += float(sequence_bit_errors(logits, targets, mask).sum())
+        bits += float(scored_bits(targets, mask).sum())
+        done += b
+    return {
+        "cost_bits": cost / sequences,
+        "bit_errors": errors / sequences,
+        "bit_error_rate": errors / max(bits, 1.0),
+        "sequences": sequences,
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class TrainResult:
+    """What ``run_training`` leaves behind."""
+
+    model: nn.Module
+    checkpoint: Path
+    log: Path
+    rows: list[list[float]]
+    metrics: dict[str, float]
+    exported: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_name(task: str, model_kind: str) -> str:
+    return f"{task}-{model_kind}"
+
+
+def _train_config_differences(found: dict[str, Any], expected: TrainConfig) -> list[str]:
+    wanted = dataclasses.asdict(expected)
+    free = {"sequences", "checkpoint_every", "eval_sequences"}  # may change when resuming
+    return [
+        f"{k}: checkpoint={found.get(k)!r}, now={v!r}"
+        for k, v in wanted.items()
+        if k not in free and found.get(k) != v
+    ]
+
+
+def run_training(
+    task_name: str,
+    model_kind: str,
+    model_config: Any,
+    train_config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    seed: int = 0,
+    resume: bool = False,
+    command: str | None = None,
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+    export_dir: str | Path | None = None,
+    stop_after: int | None = None,
+) -> TrainResult:
+    """Train (or resume training) one model on one task; see the module docstring.
+
+    Writes ``out_dir/<task>-<model>.pt`` (+ ``.json`` manifest) every ``checkpoint_every``
+    sequences and at the end, and the learning curve ``out_dir/<task>-<model>.csv``. With
+    ``export_dir`` the final model is also exported there in float16, with metrics measured on
+    the exported weights. ``stop_after`` (for tests) stops early after that many sequences,
+    right after a checkpoint -- as if the run had been interrupted.
+    """
+    task = get_task(task_name)
+    if (model_config.input_size, model_config.output_size) != (task.input_size, task.output_size):
+        raise ValueError(
+            f"task {task_name!r} has {task.input_size} inputs and {task.output_size} outputs; "
+            f"the model config has {model_config.input_size} and {model_config.output_size}"
+        )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = run_name(task_name, model_kind)
+    ckpt_path, log_path = out_dir / f"{name}.pt", out_dir / f"{name}.csv"
+
+    torch.manual_seed(seed)  # model initialisation (and any randomness inside the model)
+    model = build_model(model_kind, model_config).to(device)
+    optimizer = make_optimizer(model.parameters(), train_config)
+    data_gen = torch.Generator().manual_seed(seed)  # every training batch comes from here
+    seen, wall = 0, 0.0
+    acc = [0.0, 0.0, 0]  # cost (bits), bit errors, sequences since the last log row
+    rows: list[list[float]] = []
+
+    if resume:
+        if not ckpt_path.exists():
+            raise CheckpointError(f"--resume: there is no checkpoint {ckpt_path} to resume from")
+        ckpt = load_checkpoint(ckpt_path, model_config, task=task_name, model_kind=model_kind)
+        if "optimizer" not in ckpt.state:
+            raise CheckpointError(f"checkpoint {ckpt_path} holds no optimizer state; it cannot be resumed")
+        diff = _train_config_differences(ckpt.manifest.get("train_config") or {}, train_config)
+        if diff:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was trained with a different recipe:\n  " + "\n  ".join(diff)
+            )
+        if ckpt.manifest.get("seed") != seed:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was trained with seed {ckpt.manifest.get('seed')}, not {seed}"
+            )
+        model.load_state_dict(ckpt.model.state_dict())
+        optimizer.load_state_dict(ckpt.state["optimizer"])
+        data_gen.set_state(ckpt.state["rng"]["data"])
+        torch.set_rng_state(ckpt.state["rng"]["torch"])
+        st = ckpt.state["train_state"]
+        seen, wall, acc = int(st["sequences_seen"]), float(st["wall_seconds"]), list(st["accumulator"])
+        if log_path.exists():
+            rows = [
+                [int(r["sequences"]), float(r["cost_bits"]), float(r["bit_errors"]), float(r["wall_seconds"])]
+                for r in read_csv(log_path)
+                if int(r["sequences"]) <= seen
+            ]
+        write_csv(log_path, LOG_COLUMNS, rows)
+
+    def save(metrics: dict[str, float]) -> None:
+        save_checkpoint(
+            ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
+            sequences_seen=seen, metrics=metrics, optimizer_state=optimizer.state_dict(),
+            train_config=train_config,
+            rng_state={"data": data_gen.get_state(), "torch": torch.get_rng_state()},
+            train_state={"sequences_seen": seen, "wall_seconds": wall, "accumulator": list(acc)},
+            command=command,
+        )
+
+    total = train_config.sequences
+    bar = tqdm(total=total, initial=seen, file=sys.stderr, disable=not progress, unit="seq",
+               desc=name, dynamic_ncols=True)
+    B, every = train_config.batch_size, train_config.log_every
+    while seen < total:
+        start = time.perf_counter()
+        batch = task.sample_train(B, data_gen, difficulty_at(seen, train_config))
+        batch = tuple(t.to(device) for t in batch)
+        cost, errors = train_step(model, batch, optimizer, train_config)
+        wall += time.perf_counter() - start
+        seen += B
+        acc = [acc[0] + cost, acc[1] + errors, acc[2] + B]
+        bar.update(B)
+        if seen // every > (seen - B) // every or seen >= total:
+            rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
+            acc = [0.0, 0.0, 0]
+            write_csv(log_path, LOG_COLUMNS, rows)
+            bar.set_postfix(cost=f"{rows[-1][1]:.2f}", errors=f"{rows[-1][2]:.2f}")
+        ckpt_every = train_config.checkpoint_every
+        if seen >= total:
+            break
+        if seen // ckpt_every > (seen - B) // ckpt_every:
+            last = {"train_cost_bits": rows[-1][1], "train_bit_errors": rows[-1][2]} if rows else {}
+            save(last)
+            if stop_after is not None and seen >= stop_after:
+                bar.close()
+                return TrainResult(model, ckpt_path, log_path, rows, last)
+    bar.close()
+
+    eval_gen = torch.Generator().manual_seed(seed + 1_000_003)  # fresh data, never trained on
+    metrics = evaluate_model(model, task, train_config.eval_sequences, eval_gen, device=device)
+    final = {f"eval_{k}": v for k, v in metrics.items()}
+    if rows:
+        final.update(train_cost_bits=rows[-1][1], train_bit_errors=rows[-1][2])
+    save(final)
+    result = TrainResult(model, ckpt_path, log_path, rows, final)
+    if export_dir is not None:
+        result.exported = export_run(ckpt_path, log_path, export_dir, task, train_config, seed, device)
+    return result
+
+
+def export_run(
+    ckpt_path: Path,
+    log_path: Path,
+    export_dir: str | Path,
+    task: Task,
+    train_config: TrainConfig,
+    seed: int,
+    device: torch.device | str = "cpu",
+) -> Path:
+    """Export a finished run in float16 (weights, manifest, learning curve) to ``export_dir``,
+    with final metrics measured again on the float16-rounded weights."""
+    export_dir = Path(export_dir)
+    rounded = load_checkpoint(ckpt_path).model.to(device)
+    with torch.no_grad():
+        for p in rounded.parameters():
+            p.copy_(p.half().float())
+    eval_gen = torch.Generator().manual_seed(seed + 1_000_003)
+    metrics = evaluate_model(rounded, task, train_config.eval_sequences, eval_gen, device=device)
+    dst = export_dir / ckpt_path.name
+    found = load_checkpoint(ckpt_path).manifest["metrics"]
+    shipped = {k: v for k, v in found.items() if k.startswith("train_")}
+    shipped.update({f"eval_{k}": v for k, v in metrics.items()})
+    export_checkpoint(ckpt_path, dst, metrics=shipped)
+    write_csv(export_dir / log_path.name, LOG_COLUMNS,
+              [[r["sequences"], r["cost_bits"], r["bit_errors"], r["wall_seconds"]] for r in read_csv(log_path)])
+    return dst

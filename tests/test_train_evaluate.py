@@ -1,0 +1,224 @@
+"""The training loop, the `train` and `evaluate` commands, and exact resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import neural_memory.evaluate as evaluate_cli
+import neural_memory.ntm
+from neural_memory.baselines import LSTMConfig
+from neural_memory.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    manifest_path,
+    read_csv,
+    save_checkpoint,
+)
+from neural_memory.tasks import get_task
+from neural_memory.train import main as train_main
+from neural_memory.training import (
+    LOG_COLUMNS,
+    TrainConfig,
+    clip_gradients,
+    difficulty_at,
+    evaluate_model,
+    model_config_for,
+    run_training,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--preset", "tiny", "--no-progress"]
+
+
+def test_train_main_writes_a_loadable_checkpoint_and_log(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train_main(["--task", "repeat_copy", "--model", "lstm", "--out", str(out), "--seed", "3", *TINY]) == 0
+    stdout = capsys.readouterr().out
+    assert "checkpoint: " in stdout and "final (8 fresh sequences): cost " in stdout
+    ckpt = load_checkpoint(out / "repeat_copy-lstm.pt", task="repeat_copy", model_kind="lstm")
+    assert ckpt.config == LSTMConfig.preset("tiny", input_size=10, output_size=9)
+    m = ckpt.manifest
+    assert m["seed"] == 3 and m["sequences_seen"] == 32 and m["resumable"]
+    assert m["command"].startswith("python -m neural_memory.train --task repeat_copy")
+    assert m["train_config"] == {**m["train_config"], "lr": 1e-3, "batch_size": 4, "sequences": 32}
+    assert {"eval_cost_bits", "eval_bit_errors", "eval_bit_error_rate", "train_cost_bits"} <= set(m["metrics"])
+    rows = read_csv(out / "repeat_copy-lstm.csv")
+    assert list(rows[0]) == list(LOG_COLUMNS)
+    assert [int(r["sequences"]) for r in rows] == [8, 16, 24, 32]
+    assert all(float(r["cost_bits"]) > 0 and float(r["bit_errors"]) >= 0 for r in rows)
+
+
+def test_recipe_flags_override_the_preset(tmp_path):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
+                "--lr", "0.01", "--optimizer", "adam", "--clip-value", "none", "--clip-norm", "1.0"])
+    tc = load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]
+    assert (tc["sequences"], tc["lr"], tc["optimizer"], tc["clip_value"], tc["clip_norm"]) == (8, 0.01, "adam", None, 1.0)
+
+
+def test_train_runs_as_a_module(tmp_path):
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "neural_memory.train", "--task", "associative_recall", "--model", "lstm",
+         "--out", str(out), *TINY, "--sequences", "8"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "final (8 fresh sequences)" in proc.stdout
+    load_checkpoint(out / "associative_recall-lstm.pt", task="associative_recall")
+
+
+def _tiny_run(tmp_path, name, **kw):
+    task = get_task("copy")
+    config = model_config_for(task, "lstm", "tiny")
+    recipe = TrainConfig.preset("tiny", sequences=48, checkpoint_every=16, log_every=8)
+    return run_training("copy", "lstm", config, recipe, tmp_path / name, seed=7, progress=False, **kw)
+
+
+def test_resume_reaches_bit_identical_weights(tmp_path):
+    full = _tiny_run(tmp_path, "full")
+    part = _tiny_run(tmp_path, "part", stop_after=16)
+    assert load_checkpoint(part.checkpoint).manifest["sequences_seen"] == 16
+    torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
+    resumed = _tiny_run(tmp_path, "part", resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r[:3] for r in full.rows] == [r[:3] for r in resumed.rows]
+    assert full.metrics["eval_cost_bits"] == resumed.metrics["eval_cost_bits"]
+    rows = read_csv(resumed.log)
+    assert [int(r["sequences"]) for r in rows] == [8, 16, 24, 32, 40, 48]
+
+
+def test_resume_drops_log_rows_after_the_checkpoint(tmp_path):
+    part = _tiny_run(tmp_path, "part", stop_after=16)
+    with open(part.log, "a") as f:  # rows written after the last checkpoint, then a crash
+        f.write("24,1.0,1.0,0.1\n32,1.0,1.0,0.2\n")
+    resumed = _tiny_run(tmp_path, "part", resume=True)
+    assert [int(r["sequences"]) for r in read_csv(resumed.log)] == [8, 16, 24, 32, 40, 48]
+
+
+def test_resume_refuses_a_different_recipe_or_missing_checkpoint(tmp_path):
+    _tiny_run(tmp_path, "part", stop_after=16)
+    task = get_task("copy")
+    config = model_config_for(task, "lstm", "tiny")
+    other = TrainConfig.preset("tiny", sequences=48, checkpoint_every=16, log_every=8, lr=0.5)
+    with pytest.raises(CheckpointError, match="lr: checkpoint=0.001, now=0.5"):
+        run_training("copy", "lstm", config, other, tmp_path / "part", seed=7, resume=True, progress=False)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        run_training("copy", "lstm", config, other, tmp_path / "empty", seed=7, resume=True, progress=False)
+    bigger = LSTMConfig.preset("tiny", hidden_size=32)
+    with pytest.raises(CheckpointError, match="hidden_size: checkpoint=16, expected=32"):
+        run_training("copy", "lstm", bigger, other, tmp_path / "part", seed=7, resume=True, progress=False)
+
+
+def test_model_config_must_match_the_task(tmp_path):
+    with pytest.raises(ValueError, match="task 'priority_sort' has 10 inputs"):
+        run_training("priority_sort", "lstm", LSTMConfig.preset("tiny"), TrainConfig.preset("tiny"), tmp_path)
+
+
+def test_curriculum_and_clipping():
+    cfg = TrainConfig(curriculum_sequences=100, curriculum_start=0.2)
+    assert difficulty_at(0, cfg) == pytest.approx(0.2)
+    assert difficulty_at(50, cfg) == pytest.approx(0.6)
+    assert difficulty_at(500, cfg) == 1.0 and difficulty_at(0, TrainConfig()) == 1.0
+    p = torch.nn.Parameter(torch.zeros(3))
+    p.grad = torch.tensor([30.0, -40.0, 1.0])
+    clip_gradients([p], TrainConfig(clip_value=10.0))
+    assert p.grad.tolist() == [10.0, -10.0, 1.0]
+    clip_gradients([p], TrainConfig(clip_value=None, clip_norm=1.0))
+    assert p.grad.norm().item() == pytest.approx(1.0, rel=1e-5)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ValueError, match="unknown training recipe"):
+        TrainConfig.preset("copy")
+    assert set(TrainConfig.preset_names()) >= {"copy-ntm", "copy-lstm", "priority_sort-lstm", "tiny"}
+
+
+def test_evaluate_model_on_a_perfect_model():
+    class Oracle(torch.nn.Module):  # reads the answer from the input: a perfect copier
+        def forward(self, x):
+            L = (x.shape[1] - 1) // 2
+            logits = torch.full((x.shape[0], x.shape[1], 8), -30.0)
+            logits[:, L + 1 :] = x[:, :L, :8] * 60 - 30
+            return logits
+
+    m = evaluate_model(Oracle(), get_task("copy"), 10, torch.Generator().manual_seed(0), batch_size=4, length=5)
+    assert m["bit_errors"] == 0 and m["bit_error_rate"] == 0 and m["cost_bits"] < 1e-9
+    with pytest.raises(ValueError, match="takes the size parameters"):
+        evaluate_model(Oracle(), get_task("copy"), 1, torch.Generator(), items=3)
+
+
+@pytest.fixture
+def trained(tmp_path):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8"])
+    return out / "copy-lstm.pt"
+
+
+def test_evaluate_json_is_one_object_with_the_schema(trained, capsys):
+    code = evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
+                              "--length", "12", "--sequences", "5", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("\n") == 1
+    result = json.loads(out)
+    assert set(result) == {"task", "model", "checkpoint", "sequences_seen", "seed", "sequences", "size",
+                           "bit_errors", "bit_error_rate", "cost_bits"}
+    assert result["size"] == {"length": 12} and result["sequences"] == 5 and result["sequences_seen"] == 8
+    assert 0 <= result["bit_error_rate"] <= 1 and result["bit_errors"] <= 12 * 8
+    # the same seed gives the same numbers; plain output prints them rounded
+    evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
+                       "--length", "12", "--sequences", "5"])
+    plain = capsys.readouterr().out
+    assert f"bit errors per sequence: {result['bit_errors']:.4f}" in plain
+    assert f"cross-entropy: {result['cost_bits']:.4f} bits/sequence" in plain
+
+
+def test_evaluate_errors_are_clear(trained, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", tmp_path / "none")
+    assert evaluate_cli.main(["--task", "copy", "--model", "lstm"]) == 2
+    err = capsys.readouterr().err
+    assert "no shipped checkpoint for task 'copy' and model 'lstm'" in err
+    assert "python -m neural_memory.train --task copy --model lstm" in err
+    assert evaluate_cli.main(["--task", "priority_sort", "--model", "lstm", "--checkpoint", str(trained)]) == 2
+    assert "task='copy', expected 'priority_sort'" in capsys.readouterr().err
+    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained), "--items", "3"]) == 2
+    assert "takes ['--length'], not ['--items']" in capsys.readouterr().err
+    data = trained.read_bytes()
+    trained.write_bytes(data[:-100])
+    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained)]) == 2
+    assert "copy-lstm.pt is corrupt or truncated" in capsys.readouterr().err
+
+
+def test_evaluate_reads_the_shipped_directory(trained, tmp_path, capsys, monkeypatch):
+    ship = tmp_path / "ship"
+    ckpt = load_checkpoint(trained)
+    save_checkpoint(ship / "copy-lstm.pt", ckpt.model, ckpt.config, task="copy", model_kind="lstm",
+                    seed=0, sequences_seen=8, weights_dtype=torch.float16)
+    assert json.loads(manifest_path(ship / "copy-lstm.pt").read_text())["weights_dtype"] == "float16"
+    monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", ship)
+    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--sequences", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint"] == str(ship / "copy-lstm.pt")
+
+
+needs_ntm = pytest.mark.skipif(not hasattr(neural_memory.ntm, "NTM"), reason="neural_memory.ntm.NTM not committed yet")
+
+
+@needs_ntm
+def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "ntm"
+    assert train_main(["--task", "copy", "--model", "ntm", "--out", str(out), *TINY, "--sequences", "8",
+                       "--checkpoint-every", "4", "--log-every", "4"]) == 0
+    ckpt = load_checkpoint(out / "copy-ntm.pt", task="copy", model_kind="ntm")
+    assert ckpt.config == neural_memory.ntm.NTMConfig.preset("tiny", input_size=9, output_size=8)
+    logits, trace = ckpt.model(torch.zeros(1, 5, 9), return_trace=True)
+    assert logits.shape == (1, 5, 8) and trace.read_weights.shape[:2] == (1, 5)
+    capsys.readouterr()
+    assert evaluate_cli.main(["--task", "copy", "--model", "ntm", "--checkpoint", str(out / "copy-ntm.pt"),
+                              "--length", "4", "--sequences", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"] == "ntm"

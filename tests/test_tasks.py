@@ -176,3 +176,68 @@ def test_metrics_match_a_hand_computation():
 def test_metrics_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="mask must have shape"):
         sequence_cost_bits(torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(1, 3))
+
+
+# --------------------------------------------------------------------------- viz.tasks
+
+
+def test_task_layout_draws_inputs_and_targets_with_the_mask():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from neural_memory.viz.tasks import task_layout
+
+    batch = CopyTask().sample(2, gen(), length=4)
+    axes = task_layout(*batch, index=1)
+    image = axes[0].get_images()[0].get_array()
+    assert image.shape == (9, 9)  # (I, T)
+    assert torch.equal(torch.as_tensor(image.data), batch.inputs[1].T)
+    assert axes[1].get_images()[0].get_array().shape == (8, 9)
+    assert len(axes[1].patches) == 1  # the shaded answer phase
+    with pytest.raises(ValueError, match="index 5 is out of range"):
+        task_layout(*batch, index=5)
+
+
+def test_prediction_learning_and_generalisation_plots(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from neural_memory.checkpoint import write_csv
+    from neural_memory.viz.tasks import generalisation_plot, learning_curves, prediction_panel
+
+    x, y, m = CopyTask().sample(1, gen(), length=3)
+    logits = (y * 2 - 1) * 5
+    logits[0, -1, 0] *= -1  # one wrong bit
+    axes = prediction_panel(y, logits, m)
+    assert axes[1].get_images()[0].get_array().shape == (8, 3)
+    assert len(axes[1].collections[0].get_offsets()) == 1
+    write_csv(tmp_path / "log.csv", ["sequences", "cost_bits", "bit_errors", "wall_seconds"],
+              [[1000, 50.0, 20.0, 1.0], [2000, 10.0, 3.0, 2.0]])
+    ax = learning_curves({"ntm": tmp_path / "log.csv", "lstm": [{"sequences": 1000, "cost_bits": 60.0}]})
+    assert [line.get_label() for line in ax.get_lines()] == ["ntm", "lstm"]
+    assert list(ax.get_lines()[0].get_xdata()) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="no column 'bits'"):
+        learning_curves({"ntm": tmp_path / "log.csv"}, metric="bits")
+    ax = generalisation_plot({"ntm": ([10, 20], [0.0, 1.0])}, training_range=(1, 20))
+    assert list(ax.get_lines()[0].get_ydata()) == [0.0, 1.0]
+
+
+def test_head_heatmaps_from_an_ntm_trace():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import neural_memory.ntm as ntm
+    from neural_memory.viz.tasks import head_heatmaps
+
+    if not hasattr(ntm, "NTM"):
+        pytest.skip("neural_memory.ntm.NTM not committed yet")
+    torch.manual_seed(0)
+    model = ntm.NTM(ntm.NTMConfig.preset("tiny"))
+    x, y, m = CopyTask().sample(1, gen(), length=4)
+    _, trace = model(x, return_trace=True)
+    axes = head_heatmaps(trace, mask=m)
+    n = model.config.memory_rows
+    assert axes[0].get_images()[0].get_array().shape == (n, 9)
+    assert torch.allclose(torch.as_tensor(axes[1].get_images()[0].get_array().data), trace.read_weights[0, :, 0].T.double().float())
+    with pytest.raises(ValueError, match="head 3 is out of range"):
+        head_heatmaps(trace, head=3)

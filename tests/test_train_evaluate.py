@@ -74,19 +74,23 @@ def test_train_runs_as_a_module(tmp_path):
     load_checkpoint(out / "associative_recall-lstm.pt", task="associative_recall")
 
 
-def _tiny_run(tmp_path, name, **kw):
+needs_ntm = pytest.mark.skipif(not hasattr(neural_memory.ntm, "NTM"), reason="neural_memory.ntm.NTM not committed yet")
+
+
+def _tiny_run(tmp_path, name, kind="lstm", **kw):
     task = get_task("copy")
-    config = model_config_for(task, "lstm", "tiny")
+    config = model_config_for(task, kind, "tiny")
     recipe = TrainConfig.preset("tiny", sequences=48, checkpoint_every=16, log_every=8)
-    return run_training("copy", "lstm", config, recipe, tmp_path / name, seed=7, progress=False, **kw)
+    return run_training("copy", kind, config, recipe, tmp_path / name, seed=7, progress=False, **kw)
 
 
-def test_resume_reaches_bit_identical_weights(tmp_path):
-    full = _tiny_run(tmp_path, "full")
-    part = _tiny_run(tmp_path, "part", stop_after=16)
+@pytest.mark.parametrize("kind", ["lstm", pytest.param("ntm", marks=needs_ntm)])
+def test_resume_reaches_bit_identical_weights(tmp_path, kind):
+    full = _tiny_run(tmp_path, "full", kind)
+    part = _tiny_run(tmp_path, "part", kind, stop_after=16)
     assert load_checkpoint(part.checkpoint).manifest["sequences_seen"] == 16
     torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
-    resumed = _tiny_run(tmp_path, "part", resume=True)
+    resumed = _tiny_run(tmp_path, "part", kind, resume=True)
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r[:3] for r in full.rows] == [r[:3] for r in resumed.rows]
@@ -115,6 +119,13 @@ def test_resume_refuses_a_different_recipe_or_missing_checkpoint(tmp_path):
     bigger = LSTMConfig.preset("tiny", hidden_size=32)
     with pytest.raises(CheckpointError, match="hidden_size: checkpoint=16, expected=32"):
         run_training("copy", "lstm", bigger, other, tmp_path / "part", seed=7, resume=True, progress=False)
+
+
+def test_sequences_is_exact_when_not_a_multiple_of_the_batch(tmp_path):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "10"])
+    assert load_checkpoint(out / "copy-lstm.pt").manifest["sequences_seen"] == 10
+    assert [int(r["sequences"]) for r in read_csv(out / "copy-lstm.csv")] == [8, 10]
 
 
 def test_model_config_must_match_the_task(tmp_path):
@@ -204,9 +215,6 @@ def test_evaluate_reads_the_shipped_directory(trained, tmp_path, capsys, monkeyp
     monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", ship)
     assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--sequences", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(ship / "copy-lstm.pt")
-
-
-needs_ntm = pytest.mark.skipif(not hasattr(neural_memory.ntm, "NTM"), reason="neural_memory.ntm.NTM not committed yet")
 
 
 @needs_ntm

@@ -355,15 +355,16 @@ def run_training(
                desc=name, dynamic_ncols=True)
     B, every = train_config.batch_size, train_config.log_every
     while seen < total:
+        b = min(B, total - seen)  # the last batch may be smaller: exactly `total` sequences
         start = time.perf_counter()
-        batch = task.sample_train(B, data_gen, difficulty_at(seen, train_config))
+        batch = task.sample_train(b, data_gen, difficulty_at(seen, train_config))
         batch = tuple(t.to(device) for t in batch)
         cost, errors = train_step(model, batch, optimizer, train_config)
         wall += time.perf_counter() - start
-        seen += B
-        acc = [acc[0] + cost, acc[1] + errors, acc[2] + B]
-        bar.update(B)
-        if seen // every > (seen - B) // every or seen >= total:
+        seen += b
+        acc = [acc[0] + cost, acc[1] + errors, acc[2] + b]
+        bar.update(b)
+        if seen // every > (seen - b) // every or seen >= total:
             rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
             acc = [0.0, 0.0, 0]
             write_csv(log_path, LOG_COLUMNS, rows)
@@ -371,7 +372,7 @@ def run_training(
         ckpt_every = train_config.checkpoint_every
         if seen >= total:
             break
-        if seen // ckpt_every > (seen - B) // ckpt_every:
+        if seen // ckpt_every > (seen - b) // ckpt_every:
             last = {"train_cost_bits": rows[-1][1], "train_bit_errors": rows[-1][2]} if rows else {}
             save(last)
             if stop_after is not None and seen >= stop_after:

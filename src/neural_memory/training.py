@@ -330,6 +330,8 @@ def run_training(
         optimizer.load_state_dict(ckpt.state["optimizer"])
         data_gen.set_state(ckpt.state["rng"]["data"])
         torch.set_rng_state(ckpt.state["rng"]["torch"])
+        if "cuda" in ckpt.state["rng"] and torch.device(device).type == "cuda":
+            torch.cuda.set_rng_state(ckpt.state["rng"]["cuda"], torch.device(device))
         st = ckpt.state["train_state"]
         seen, wall, acc = int(st["sequences_seen"]), float(st["wall_seconds"]), list(st["accumulator"])
         if log_path.exists():
@@ -341,11 +343,14 @@ def run_training(
         write_csv(log_path, LOG_COLUMNS, rows)
 
     def save(metrics: dict[str, float]) -> None:
+        rng = {"data": data_gen.get_state(), "torch": torch.get_rng_state()}
+        if torch.device(device).type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(torch.device(device))
         save_checkpoint(
             ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
             sequences_seen=seen, metrics=metrics, optimizer_state=optimizer.state_dict(),
             train_config=train_config,
-            rng_state={"data": data_gen.get_state(), "torch": torch.get_rng_state()},
+            rng_state=rng,
             train_state={"sequences_seen": seen, "wall_seconds": wall, "accumulator": list(acc)},
             command=command,
         )

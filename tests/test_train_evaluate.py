@@ -27,6 +27,7 @@ from neural_memory.training import (
     clip_gradients,
     difficulty_at,
     evaluate_model,
+    load_or_train,
     model_config_for,
     run_training,
 )
@@ -215,6 +216,17 @@ def test_evaluate_reads_the_shipped_directory(trained, tmp_path, capsys, monkeyp
     monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", ship)
     assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--sequences", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(ship / "copy-lstm.pt")
+
+
+def test_load_or_train_loads_shipped_else_trains(tmp_path):
+    trained = load_or_train("copy", "lstm", directory=tmp_path / "ship", out_dir=tmp_path / "run",
+                            preset="tiny", progress=False, sequences=8)
+    assert trained.manifest["sequences_seen"] == 8 and trained.manifest["resumable"]
+    (tmp_path / "ship").mkdir()
+    for suffix in (".pt", ".json"):
+        (tmp_path / "ship" / f"copy-lstm{suffix}").write_bytes((tmp_path / "run" / f"copy-lstm{suffix}").read_bytes())
+    shipped = load_or_train("copy", "lstm", directory=tmp_path / "ship", out_dir=tmp_path / "other")
+    assert shipped.manifest["sha256"] == trained.manifest["sha256"] and not (tmp_path / "other").exists()
 
 
 @needs_ntm

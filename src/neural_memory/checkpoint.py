@@ -40,6 +40,8 @@ import neural_memory
 
 MODEL_KINDS = ("lstm", "ntm")
 FORMAT_VERSION = 1
+#: where the package's trained models live: ``<task>-<model>.pt`` + ``.json`` + ``.csv``
+SHIPPED_DIR = Path(__file__).resolve().parent / "data" / "checkpoints"
 
 
 class CheckpointError(ValueError):
@@ -149,6 +151,20 @@ def sha256_file(path: str | Path) -> str:
 def manifest_path(path: str | Path) -> Path:
     """The manifest that goes with a weights file: ``x.pt`` -> ``x.json``."""
     return Path(path).with_suffix(".json")
+
+
+def shipped_checkpoint(task: str, model_kind: str, directory: str | Path | None = None) -> Path:
+    """The path of the checkpoint shipped for ``task`` and ``model_kind``; a clear error if absent."""
+    directory = Path(directory) if directory is not None else SHIPPED_DIR
+    path = directory / f"{task}-{model_kind}.pt"
+    if not path.exists():
+        raise CheckpointError(
+            f"no shipped checkpoint for task {task!r} and model {model_kind!r} (looked for {path}). "
+            f"Train one with\n  python -m neural_memory.train --task {task} --model {model_kind} "
+            f"--out runs/{task}-{model_kind}\nand pass --checkpoint runs/{task}-{model_kind}/"
+            f"{task}-{model_kind}.pt (or add --export {directory} to the train command to ship it)."
+        )
+    return path
 
 
 # --------------------------------------------------------------------------- save / load

@@ -28,24 +28,12 @@ from pathlib import Path
 
 import torch
 
+from neural_memory import checkpoint
 from neural_memory.checkpoint import MODEL_KINDS, CheckpointError, load_checkpoint
 from neural_memory.tasks import TASKS, get_task
 from neural_memory.training import evaluate_model
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "data" / "checkpoints"
-
-
-def shipped_checkpoint(task: str, model_kind: str) -> Path:
-    """The path of the checkpoint shipped for ``task`` and ``model_kind``; a clear error if absent."""
-    path = SHIPPED_DIR / f"{task}-{model_kind}.pt"
-    if not path.exists():
-        raise CheckpointError(
-            f"no shipped checkpoint for task {task!r} and model {model_kind!r} (looked for {path}). "
-            f"Train one with\n  python -m neural_memory.train --task {task} --model {model_kind} "
-            f"--out runs/{task}-{model_kind}\nand pass --checkpoint runs/{task}-{model_kind}/"
-            f"{task}-{model_kind}.pt (or add --export {SHIPPED_DIR} to the train command to ship it)."
-        )
-    return path
+SHIPPED_DIR = checkpoint.SHIPPED_DIR  # module-level so tests can point it elsewhere
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +66,7 @@ def evaluate(args: argparse.Namespace) -> dict:
             f"task {args.task!r} takes {['--' + s for s in task.size_parameters]}, "
             f"not {['--' + b for b in bad]}"
         )
-    path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.task, args.model)
+    path = Path(args.checkpoint) if args.checkpoint else checkpoint.shipped_checkpoint(args.task, args.model, SHIPPED_DIR)
     ckpt = load_checkpoint(path, task=args.task, model_kind=args.model, map_location=args.device)
     model = ckpt.model.to(args.device)
     generator = torch.Generator().manual_seed(args.seed)

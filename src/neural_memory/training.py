@@ -41,6 +41,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from neural_memory.checkpoint import (
+    SHIPPED_DIR,
+    Checkpoint,
     CheckpointError,
     build_model,
     export_checkpoint,
@@ -423,3 +425,32 @@ def export_run(
     write_csv(export_dir / log_path.name, LOG_COLUMNS,
               [[r["sequences"], r["cost_bits"], r["bit_errors"], r["wall_seconds"]] for r in read_csv(log_path)])
     return dst
+
+
+def load_or_train(
+    task_name: str,
+    model_kind: str,
+    *,
+    retrain: bool = False,
+    directory: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    preset: str | None = None,
+    recipe: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **recipe_overrides: Any,
+) -> Checkpoint:
+    """The shipped model for a task (``directory``, default the package's data dir), or -- when
+    ``retrain`` is true or none is shipped -- a freshly trained one (written to ``out_dir``,
+    default ``runs/<task>-<model>``). The chapters call this: load by default, one flag retrains.
+    """
+    path = Path(directory if directory is not None else SHIPPED_DIR) / f"{run_name(task_name, model_kind)}.pt"
+    if path.exists() and not retrain:
+        return load_checkpoint(path, task=task_name, model_kind=model_kind)
+    task = get_task(task_name)
+    preset = preset or default_preset(task_name, model_kind)
+    config = model_config_for(task, model_kind, preset)
+    train_config = TrainConfig.preset(recipe or default_recipe(task_name, model_kind, preset), **recipe_overrides)
+    out_dir = out_dir if out_dir is not None else Path("runs") / run_name(task_name, model_kind)
+    result = run_training(task_name, model_kind, config, train_config, out_dir, seed=seed, progress=progress)
+    return load_checkpoint(result.checkpoint, config, task=task_name, model_kind=model_kind)

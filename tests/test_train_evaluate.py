@@ -30,6 +30,7 @@ from neural_memory.training import (
     load_or_train,
     model_config_for,
     run_training,
+    size_sweep,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,6 +165,8 @@ def test_evaluate_model_on_a_perfect_model():
     assert m["bit_errors"] == 0 and m["bit_error_rate"] == 0 and m["cost_bits"] < 1e-9
     with pytest.raises(ValueError, match="takes the size parameters"):
         evaluate_model(Oracle(), get_task("copy"), 1, torch.Generator(), items=3)
+    rows = size_sweep(Oracle(), get_task("copy"), "length", [2, 30], sequences=3)
+    assert [r["length"] for r in rows] == [2, 30] and all(r["bit_errors"] == 0 for r in rows)
 
 
 @pytest.fixture

@@ -241,6 +241,27 @@ def evaluate_model(
     }
 
 
+def size_sweep(
+    model: nn.Module,
+    task: Task,
+    parameter: str,
+    values: Iterable[int],
+    sequences: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    **fixed: int,
+) -> list[dict[str, float]]:
+    """``evaluate_model`` at each value of one size parameter (e.g. copy ``length`` 10..120),
+    each on fresh data from ``seed``; the rows feed ``viz.tasks.generalisation_plot``."""
+    rows = []
+    for value in values:
+        generator = torch.Generator().manual_seed(seed)
+        metrics = evaluate_model(model, task, sequences, generator, device=device,
+                                 **{**fixed, parameter: value})
+        rows.append({parameter: value, **metrics})
+    return rows
+
+
 # --------------------------------------------------------------------------- the run
 
 

@@ -14,12 +14,22 @@ export MKL_NUM_THREADS := 1
 export PYTHONHASHSEED := 0
 NBVAL := $(BIN)/pytest --nbval --nbval-current-env --nbval-sanitize-with nbval_sanitize.cfg -p no:cacheprovider
 TIMES := _build/timings.txt
+# MathJax and the widget manager, installed from npm and served from the build (offline book).
+ASSETS := _build/offline_assets/_static/vendor/VERSIONS.txt
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Installs Debian packages on a fresh machine, refreshing the package lists only when needed.
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -y -qq
+define apt_install
+	@command -v $(1) >/dev/null || $(APT_GET) install $(2) || { $(APT_GET) update && $(APT_GET) install $(2); }
+endef
 
-.PHONY: help venv lint unit nbval build book test notebooks clean
+.PHONY: help venv assets chromium lint unit nbval build browser book test notebooks clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (sets up .venv first)"
-	@echo "make test       ruff, unit tests, strict nbval on every notebook, strict book build"
+	@echo "make test       ruff, unit tests, strict nbval on every notebook, strict book build,"
+	@echo "                browser tests of every page (offline, in Chromium)"
+	@echo "make browser    only the browser tests of an already built book (screenshots in _build/screenshots)"
 	@echo "make notebooks  re-execute every notebook in place, refreshing stored outputs"
 	@echo "make clean      remove build outputs (keeps .venv)"
 
@@ -33,6 +43,17 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 
 venv: $(STAMP)
 
+# npm ci + copy of what the book serves (tools/fetch_assets.py); needs Node.js and npm.
+$(ASSETS): package.json package-lock.json tools/fetch_assets.py tools/assets/widgets-offline.js | $(BIN)/python
+	$(call apt_install,npm,nodejs npm)
+	$(BIN)/python tools/fetch_assets.py
+
+assets: $(ASSETS)
+
+# The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+chromium:
+	$(call apt_install,chromium,chromium)
+
 # Each step appends "<seconds> <step>" to $(TIMES); `make test` prints the summary at the end.
 define timed
 	@mkdir -p _build; start=$$(date +%s); $(2); echo "$$(( $$(date +%s) - start )) $(1)" >> $(TIMES)
@@ -42,21 +63,25 @@ lint: venv
 	$(call timed,lint,$(BIN)/ruff check .)
 
 unit: venv
-	$(call timed,unit,$(BIN)/pytest tests/ -x -q -n 2 -p no:cacheprovider)
+	$(call timed,unit,$(BIN)/pytest tests/ --ignore=tests/browser -x -q -n 2 -p no:cacheprovider)
 
 nbval: venv
 	$(call timed,nbval,$(NBVAL) -x -q -n 2 --dist loadfile notebooks/)
 
-build: venv
+build: venv assets
 	$(call timed,build,$(BIN)/jupyter-book build . -W --keep-going -q)
 
-book: venv
+# Needs the built book (`make build`); serves _build/html on localhost with the internet blocked.
+browser: venv chromium
+	$(call timed,browser,$(BIN)/pytest tests/browser -q -p no:cacheprovider)
+
+book: venv assets
 	$(BIN)/jupyter-book build . -q
 	@echo "The book is at $(abspath _build/html/index.html)"
 
 test: venv
 	@mkdir -p _build; rm -f $(TIMES)
-	@$(MAKE) --no-print-directory lint unit nbval build
+	@$(MAKE) --no-print-directory lint unit nbval build browser
 	@echo "---- timing summary (seconds) ----"; cat $(TIMES); \
 	  awk '{ total += $$1 } END { print total, "total" }' $(TIMES)
 

@@ -7,8 +7,6 @@ independent formulation the vectorised library must agree with.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -119,5 +117,96 @@ def address(memory, w_prev, key, beta, g, s, gamma) -> tuple[Tensor, Tensor, Ten
     return w_c, w_g, w_s, sharpen(w_s, gamma)
 
 
-def softplus(x: float) -> float:
-    return math.log1p(math.exp(x))
+# ----------------------------------------------------------------------------- the whole NTM
+
+
+def _softplus(x: Tensor) -> Tensor:
+    return torch.log(1 + torch.exp(x))
+
+
+def _lstm_layer(weight: Tensor, bias: Tensor, u: Tensor, h: Tensor, c: Tensor):
+    """One LSTM layer for one sequence; gate blocks input, forget, output, candidate."""
+    size = h.shape[0]
+    z = weight @ torch.cat([u, h]) + bias
+    i = torch.sigmoid(z[:size])
+    f = torch.sigmoid(z[size : 2 * size])
+    o = torch.sigmoid(z[2 * size : 3 * size])
+    cand = torch.tanh(z[3 * size :])
+    c = f * c + i * cand
+    return o * torch.tanh(c), c
+
+
+def ntm_forward(model, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """The NTM of ``neural_memory.ntm.NTM``, one sequence, one time step and one head at a time.
+
+    Reads the model's parameters by name and redoes every step with the naive functions above.
+    Returns logits ``(B, T, O)`` and ``{"read_weights", "write_weights", "memory"}`` shaped like
+    the model's trace.
+    """
+    cfg = model.config
+    n_read, n_write = cfg.read_heads, cfg.write_heads
+    ctrl = model.controller
+    per_kind = model.heads.parameter_weights()
+    widths = model.heads.widths
+    clip = cfg.clip_controller
+
+    def raw(name: str, head: int, h: Tensor) -> Tensor:
+        weight, bias = per_kind[name]
+        rows = slice(head * widths[name], (head + 1) * widths[name])
+        value = weight[rows] @ h + bias[rows]
+        return value.clamp(-clip, clip) if clip is not None else value
+
+    logits, read_ws, write_ws, memories = [], [], [], []
+    for b in range(x.shape[0]):
+        memory = model.initial_memory().clone()
+        reads = [model.initial_reads()[i] for i in range(n_read)]
+        w_prev = [model.initial_weights()[j] for j in range(n_read + n_write)]
+        state = [
+            (torch.zeros(cfg.controller_size, dtype=x.dtype),) * 2
+            for _ in range(cfg.controller_layers)
+        ]
+        outs, rws, wws, mems = [], [], [], [memory]
+        for t in range(x.shape[1]):
+            u = torch.cat([x[b, t], *reads])
+            for layer in range(cfg.controller_layers):
+                weight, bias = ctrl.weights[layer], ctrl.biases[layer]
+                if cfg.controller == "lstm":
+                    state[layer] = _lstm_layer(weight, bias, u, *state[layer])
+                    u = state[layer][0]
+                else:
+                    u = torch.tanh(weight @ u + bias)
+            h = u
+            new_w = []
+            for j in range(n_read + n_write):
+                key = torch.tanh(raw("key", j, h))
+                beta = _softplus(raw("beta", j, h))
+                gamma = 1 + _softplus(raw("gamma", j, h))
+                gate = torch.sigmoid(raw("gate", j, h))
+                s = torch.softmax(raw("shift", j, h), dim=0)
+                *_, w = address(
+                    memory[None], w_prev[j][None], key[None], beta[None], gate[None], s[None],
+                    gamma[None],
+                )
+                new_w.append(w[0])
+            reads = [read(memory[None], new_w[i][None])[0] for i in range(n_read)]
+            erase = torch.stack([torch.sigmoid(raw("erase", j, h)) for j in range(n_write)])
+            add = torch.stack([torch.tanh(raw("add", j, h)) for j in range(n_write)])
+            w_write = torch.stack(new_w[n_read:])
+            memory = write_heads(memory[None], w_write[None], erase[None], add[None])[0]
+            w_prev = new_w
+            out_in = torch.cat([h, *reads]) if cfg.output_from_reads else h
+            y = model.output.weight @ out_in + model.output.bias
+            outs.append(y.clamp(-clip, clip) if clip is not None else y)
+            rws.append(torch.stack(new_w[:n_read]))
+            wws.append(w_write)
+            mems.append(memory)
+        logits.append(torch.stack(outs))
+        read_ws.append(torch.stack(rws))
+        write_ws.append(torch.stack(wws))
+        memories.append(torch.stack(mems))
+    trace = {
+        "read_weights": torch.stack(read_ws),
+        "write_weights": torch.stack(write_ws),
+        "memory": torch.stack(memories),
+    }
+    return torch.stack(logits), trace

@@ -33,6 +33,7 @@ any leading dimensions broadcast (a memory ``(B, 1, N, M)`` with keys ``(B, H, M
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -47,6 +48,7 @@ __all__ = [
     "interpolate",
     "sharpen",
     "shift",
+    "shift_index",
 ]
 
 
@@ -161,9 +163,8 @@ def shift(w: Tensor, s: Tensor) -> Tensor:
     ``s[..., j]`` is the weight of shift ``j - (K-1)/2``; all mass on shift ``+1`` moves the
     weight of row ``i`` to row ``i + 1`` (row ``N-1`` wraps to row 0).
 
-    Computed in one batched operation: pad ``w`` circularly by ``(K-1)/2`` on each side, take
-    the ``N`` windows of width ``K`` (a view, no copy), and contract each window with ``s``
-    reversed.
+    Computed in one batched operation: gather, for every row ``i``, the ``K`` weights that the
+    shifts carry into it (a fixed index, :func:`shift_index`), then contract with ``s``.
 
     Args:
         w: ``(B, N)`` weighting.
@@ -181,12 +182,33 @@ def shift(w: Tensor, s: Tensor) -> Tensor:
     return _shift(w, s)
 
 
-def _shift(w: Tensor, s: Tensor) -> Tensor:
-    p = (s.shape[-1] - 1) // 2
-    padded = torch.cat([w[..., -p:], w, w[..., :p]], dim=-1) if p else w  # (B, N + K - 1)
-    windows = padded.unfold(-1, s.shape[-1], 1)  # (B, N, K); window i = w(i-p .. i+p)
-    # window[i, j] = w(i + j - p) pairs with shift p - j, i.e. s reversed.
-    return torch.matmul(windows, s.flip(-1).unsqueeze(-1)).squeeze(-1)  # (B, N)
+def shift_index(n: int, k: int, device: torch.device | str | None = None) -> Tensor:
+    """The ``(N, K)`` gather index of the shift: ``index[i, j] = (i - (j - (K-1)/2)) mod N``.
+
+    Row ``i`` of ``w[..., index]`` lists the weights that shifts ``-(K-1)/2 .. +(K-1)/2`` carry
+    into row ``i``, in the order of ``s``; eq. (8) is then a dot product of that row with ``s``.
+    """
+    _check_shift(n, k)
+    rows = torch.arange(n, device=device).unsqueeze(1)  # (N, 1)
+    offsets = torch.arange(k, device=device) - (k - 1) // 2  # (K,)
+    return (rows - offsets) % n  # (N, K)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_shift_index(n: int, k: int, device: torch.device) -> Tensor:
+    return shift_index(n, k, device)
+
+
+def _shift(w: Tensor, s: Tensor, index: Tensor | None = None) -> Tensor:
+    n, k = w.shape[-1], s.shape[-1]
+    if index is None:
+        index = _cached_shift_index(n, k, w.device)
+    lead = w.shape[:-1]
+    rolled = torch.index_select(w, -1, index.view(-1)).view(*lead, n, k)  # (B, N, K)
+    if w.dim() == 3 and s.shape == (*lead, k):  # (B, H, N): one bmm over all B*H rows
+        out = torch.bmm(rolled.view(-1, n, k), s.reshape(-1, k, 1))  # (B*H, N, 1)
+        return out.view(lead + (n,))  # (B, H, N)
+    return torch.matmul(rolled, s.unsqueeze(-1)).squeeze(-1)  # (B, N)
 
 
 def sharpen(w: Tensor, gamma: Tensor) -> Tensor:
@@ -269,3 +291,32 @@ def address(
     Same arguments as :func:`address_stages`; returns only the final (sharpened) weighting.
     """
     return address_stages(memory, w_prev, key, beta, g, s, gamma).sharpened
+
+
+def _address_stages_heads(
+    memory: Tensor,
+    w_prev: Tensor,
+    key: Tensor,
+    beta: Tensor,
+    g: Tensor,
+    s: Tensor,
+    gamma: Tensor,
+    index: Tensor | None = None,
+    eps: float = 1e-8,
+) -> AddressingStages:
+    """:func:`address_stages` for ``H`` heads sharing one memory, without input checks.
+
+    Shapes: memory ``(B, N, M)``; w_prev ``(B, H, N)``; key ``(B, H, M)``; beta, g, gamma
+    ``(B, H, 1)``; s ``(B, H, K)``. Returns ``(B, H, N)`` stages. Same values as
+    :func:`address_stages` on a ``(B, 1, N, M)`` memory, but the key-row products are one
+    ``bmm`` instead of a broadcast copy of the memory per head.
+    """
+    dot = torch.bmm(key, memory.transpose(1, 2))  # (B, H, N)
+    row_norm = torch.linalg.vector_norm(memory, dim=-1).unsqueeze(1)  # (B, 1, N)
+    key_norm = torch.linalg.vector_norm(key, dim=-1, keepdim=True)  # (B, H, 1)
+    cos = dot / torch.addcmul(torch.full_like(key_norm, eps), key_norm, row_norm)  # (B, H, N)
+    w_c = torch.softmax(beta * cos, dim=-1)  # (B, H, N)
+    w_g = torch.lerp(w_prev, w_c, g)  # (B, H, N)
+    w_s = _shift(w_g, s, index)  # (B, H, N)
+    w = _sharpen(w_s, gamma)  # (B, H, N)
+    return AddressingStages(w_c, w_g, w_s, w)

@@ -131,8 +131,13 @@ def write_heads(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tensor
 
 def _write_heads(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tensor:
     w_t = w.transpose(-1, -2)  # (B, N, H)
-    if w.shape[-2] == 1:
-        keep = 1 - torch.matmul(w_t, erase)  # (B, N, M)
-    else:
-        keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (B, N, M)
-    return torch.addcmul(torch.matmul(w_t, add), memory, keep)  # (B, N, M)
+    if memory.dim() == 3:  # the common case, as plain batched matrix products
+        added = torch.bmm(w_t, add)  # (B, N, M): sum_h w_h(i) a_h
+        if w.shape[-2] == 1:
+            keep = 1 - torch.bmm(w_t, erase)  # (B, N, M)
+        else:
+            keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (B, N, M)
+        return torch.addcmul(added, memory, keep)  # (B, N, M)
+    added = torch.matmul(w_t, add)  # (..., N, M)
+    keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (..., N, M)
+    return torch.addcmul(added, memory, keep)  # (..., N, M)

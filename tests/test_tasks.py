@@ -229,8 +229,6 @@ def test_head_heatmaps_from_an_ntm_trace():
     import neural_memory.ntm as ntm
     from neural_memory.viz.tasks import head_heatmaps
 
-    if not hasattr(ntm, "NTM"):
-        pytest.skip("neural_memory.ntm.NTM not committed yet")
     torch.manual_seed(0)
     model = ntm.NTM(ntm.NTMConfig.preset("tiny"))
     x, y, m = CopyTask().sample(1, gen(), length=4)

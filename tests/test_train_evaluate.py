@@ -76,9 +76,6 @@ def test_train_runs_as_a_module(tmp_path):
     load_checkpoint(out / "associative_recall-lstm.pt", task="associative_recall")
 
 
-needs_ntm = pytest.mark.skipif(not hasattr(neural_memory.ntm, "NTM"), reason="neural_memory.ntm.NTM not committed yet")
-
-
 def _tiny_run(tmp_path, name, kind="lstm", **kw):
     task = get_task("copy")
     config = model_config_for(task, kind, "tiny")
@@ -86,7 +83,7 @@ def _tiny_run(tmp_path, name, kind="lstm", **kw):
     return run_training("copy", kind, config, recipe, tmp_path / name, seed=7, progress=False, **kw)
 
 
-@pytest.mark.parametrize("kind", ["lstm", pytest.param("ntm", marks=needs_ntm)])
+@pytest.mark.parametrize("kind", ["lstm", "ntm"])
 def test_resume_reaches_bit_identical_weights(tmp_path, kind):
     full = _tiny_run(tmp_path, "full", kind)
     part = _tiny_run(tmp_path, "part", kind, stop_after=16)
@@ -232,7 +229,6 @@ def test_load_or_train_loads_shipped_else_trains(tmp_path):
     assert shipped.manifest["sha256"] == trained.manifest["sha256"] and not (tmp_path / "other").exists()
 
 
-@needs_ntm
 def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
     out = tmp_path / "ntm"
     assert train_main(["--task", "copy", "--model", "ntm", "--out", str(out), *TINY, "--sequences", "8",

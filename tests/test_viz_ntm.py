@@ -93,6 +93,9 @@ def test_weights_over_time_draws_time_on_x_and_rows_on_y():
     w = torch.eye(4)[[0, 1, 2]]  # (T, N) = (3, 4)
     ax = viz.weights_over_time(w, title="w")
     assert ax.images[0].get_array().shape == (4, 3)  # (N, T): rows vertical
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    faint = viz.weights_over_time(torch.tensor([[0.2, 0.3, 0.25, 0.25]] * 3), vmax=None)
+    assert faint.images[0].get_clim() == pytest.approx((0.2, 0.3))
     with pytest.raises(ValueError, match=r"\(T, N\)"):
         viz.weights_over_time(torch.zeros(2, 3, 4))
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from neural_memory.viz.common import PALETTE, bar_weights, new_axes
 
@@ -91,7 +92,8 @@ def memory_heatmap(
     ax.grid(False)
     ax.set_xlabel("column $j$")
     ax.set_ylabel("row $i$")
-    ax.set_yticks(range(mem.shape[0]))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if colorbar:
         ax.figure.colorbar(image, ax=ax)
     if title:
@@ -191,13 +193,22 @@ def weights_over_time(
     w: torch.Tensor,
     ax: Axes | None = None,
     title: str | None = None,
+    vmax: float | None = 1.0,
 ) -> Axes:
-    """Draw weightings over time (T, N) as a heat map: time on the x axis, row on the y axis."""
+    """Draw weightings over time (T, N) as a heat map: time on the x axis, row on the y axis.
+
+    White is 0 and black is ``vmax`` (1 by default, so that maps can be compared). ``vmax=None``
+    stretches the scale from the smallest (white) to the largest (black) weight, which shows the
+    structure of nearly uniform weightings.
+    """
     weights = _matrix(w, "w", "(T, N)")  # (T, N)
     if ax is None:
         _, axes = new_axes()
         ax = axes[0, 0]
-    ax.imshow(weights.T.numpy(), cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    low, top = (float(weights.min()), float(weights.max())) if vmax is None else (0.0, float(vmax))
+    ax.imshow(weights.T.numpy(), cmap="Greys", vmin=low, vmax=top, aspect="auto")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(False)
     ax.set_xlabel("time $t$")
     ax.set_ylabel("row $i$")
@@ -210,16 +221,20 @@ def read_write_heatmaps(
     read_w: torch.Tensor,
     write_w: torch.Tensor,
     title: str | None = None,
+    vmax: float | None = 1.0,
 ) -> tuple[Figure, list[Axes]]:
-    """Draw a write head's and a read head's weightings over time, each (T, N), side by side."""
+    """Draw a write head's and a read head's weightings over time, each (T, N), side by side.
+
+    ``vmax`` is passed to :func:`weights_over_time` (``None``: each map stretched to its range).
+    """
     write = _matrix(write_w, "write_w", "(T, N)")  # (T, N)
     read = _matrix(read_w, "read_w", "(T, N)")  # (T, N)
     if write.shape[1] != read.shape[1]:
         raise ValueError(f"read_w and write_w must cover the same N rows, got {read.shape[1]} and {write.shape[1]}")
     fig, grid = new_axes(ncols=2, width=4.0, height=3.0)
     axes = list(grid[0])
-    weights_over_time(write, ax=axes[0], title="write weightings")
-    weights_over_time(read, ax=axes[1], title="read weightings")
+    weights_over_time(write, ax=axes[0], title="write weightings", vmax=vmax)
+    weights_over_time(read, ax=axes[1], title="read weightings", vmax=vmax)
     if title:
         fig.suptitle(title)
     return fig, axes

@@ -11,7 +11,7 @@ import re
 import urllib.parse
 
 import pytest
-from conftest import (
+from book_site import (
     WIDGET_STATE,
     WIDGET_VIEW,
     BookPage,

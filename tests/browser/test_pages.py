@@ -143,7 +143,9 @@ def test_widgets_carry_their_saved_state(page, visits):
     if not in_source:
         assert not widgets["views"], "widget views on a page whose notebook stores none"
         return
-    assert widgets["views"] == in_source, "the page lost some of the notebook's widget views"
+    assert widgets["views"] == in_source, (
+        "the page's widget views are not the notebook's (lost in the build, or a stale build)"
+    )
     assert widgets["states"] == 1, f"expected one {WIDGET_STATE} script, found {widgets['states']}"
     missing = sorted(set(in_source) - set(widgets["state_ids"]))
     assert not missing, f"widget views with no saved model state (blank offline): {missing}"

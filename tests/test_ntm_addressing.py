@@ -15,6 +15,7 @@ from neural_memory.ntm import (
     interpolate,
     sharpen,
     shift,
+    shift_index,
 )
 
 F64 = torch.float64
@@ -98,6 +99,14 @@ def test_address_broadcasts_over_heads() -> None:
     got = address(memory.unsqueeze(1), **stacked)  # (B, H, N)
     for h, x in enumerate(heads):
         torch.testing.assert_close(got[:, h], address(**{**x, "memory": memory}))
+
+
+def test_shift_equals_gather_with_shift_index() -> None:
+    """Eq. (8) as a gather: row i of w[..., shift_index] dotted with s."""
+    x = _inputs(12, n=9, k=5)
+    gathered = x["w_prev"][:, shift_index(9, 5)]  # (B, N, K)
+    want = (gathered * x["s"].unsqueeze(1)).sum(-1)
+    torch.testing.assert_close(shift(x["w_prev"], x["s"]), want)
 
 
 # ----------------------------------------------------------------------------- by hand

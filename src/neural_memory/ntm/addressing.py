@@ -33,7 +33,6 @@ any leading dimensions broadcast (a memory ``(B, 1, N, M)`` with keys ``(B, H, M
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import torch
@@ -163,8 +162,8 @@ def shift(w: Tensor, s: Tensor) -> Tensor:
     ``s[..., j]`` is the weight of shift ``j - (K-1)/2``; all mass on shift ``+1`` moves the
     weight of row ``i`` to row ``i + 1`` (row ``N-1`` wraps to row 0).
 
-    Computed in one batched operation: gather, for every row ``i``, the ``K`` weights that the
-    shifts carry into it (a fixed index, :func:`shift_index`), then contract with ``s``.
+    Computed in one batched operation over all rows (and heads): stack the ``K`` circularly
+    rolled copies of ``w`` (a circular pad and ``K`` windows) and contract them with ``s``.
 
     Args:
         w: ``(B, N)`` weighting.
@@ -183,10 +182,11 @@ def shift(w: Tensor, s: Tensor) -> Tensor:
 
 
 def shift_index(n: int, k: int, device: torch.device | str | None = None) -> Tensor:
-    """The ``(N, K)`` gather index of the shift: ``index[i, j] = (i - (j - (K-1)/2)) mod N``.
+    """The ``(N, K)`` index of the shift: ``index[i, j] = (i - (j - (K-1)/2)) mod N``.
 
     Row ``i`` of ``w[..., index]`` lists the weights that shifts ``-(K-1)/2 .. +(K-1)/2`` carry
     into row ``i``, in the order of ``s``; eq. (8) is then a dot product of that row with ``s``.
+    (A reference for readers and tests; :func:`shift` computes the same without a gather.)
     """
     _check_shift(n, k)
     rows = torch.arange(n, device=device).unsqueeze(1)  # (N, 1)
@@ -194,21 +194,24 @@ def shift_index(n: int, k: int, device: torch.device | str | None = None) -> Ten
     return (rows - offsets) % n  # (N, K)
 
 
-@functools.lru_cache(maxsize=64)
-def _cached_shift_index(n: int, k: int, device: torch.device) -> Tensor:
-    return shift_index(n, k, device)
+def _rolled(w: Tensor, k: int) -> Tensor:
+    """``(..., K, N)``: slice ``j`` is ``w`` rolled by shift ``j - (K-1)/2`` (row ``i`` -> ``i + o``).
+
+    Pads ``w`` circularly by ``(K-1)/2`` on each side (one ``cat``) and stacks ``K`` windows of
+    the padded vector (one ``stack``; the windows themselves are views, not copies).
+    """
+    n, p = w.shape[-1], (k - 1) // 2
+    if p == 0:
+        return w.unsqueeze(-2)  # (..., 1, N)
+    padded = torch.cat([w[..., n - p :], w, w[..., :p]], dim=-1)  # (..., N + K - 1)
+    # padded[i + p - o] = w[i - o]: the window starting at p - o is w rolled by o.
+    starts = [p - (j - p) for j in range(k)]
+    return torch.stack([padded[..., a : a + n] for a in starts], dim=-2)  # (..., K, N)
 
 
-def _shift(w: Tensor, s: Tensor, index: Tensor | None = None) -> Tensor:
-    n, k = w.shape[-1], s.shape[-1]
-    if index is None:
-        index = _cached_shift_index(n, k, w.device)
-    lead = w.shape[:-1]
-    rolled = torch.index_select(w, -1, index.view(-1)).view(*lead, n, k)  # (B, N, K)
-    if w.dim() == 3 and s.shape == (*lead, k):  # (B, H, N): one bmm over all B*H rows
-        out = torch.bmm(rolled.view(-1, n, k), s.reshape(-1, k, 1))  # (B*H, N, 1)
-        return out.view(lead + (n,))  # (B, H, N)
-    return torch.matmul(rolled, s.unsqueeze(-1)).squeeze(-1)  # (B, N)
+def _shift(w: Tensor, s: Tensor) -> Tensor:
+    rolled = _rolled(w, s.shape[-1])  # (B, K, N)
+    return (rolled * s.unsqueeze(-1)).sum(-2)  # (B, N)
 
 
 def sharpen(w: Tensor, gamma: Tensor) -> Tensor:
@@ -301,7 +304,6 @@ def _address_stages_heads(
     g: Tensor,
     s: Tensor,
     gamma: Tensor,
-    index: Tensor | None = None,
     eps: float = 1e-8,
 ) -> AddressingStages:
     """:func:`address_stages` for ``H`` heads sharing one memory, without input checks.
@@ -314,9 +316,9 @@ def _address_stages_heads(
     dot = torch.bmm(key, memory.transpose(1, 2))  # (B, H, N)
     row_norm = torch.linalg.vector_norm(memory, dim=-1).unsqueeze(1)  # (B, 1, N)
     key_norm = torch.linalg.vector_norm(key, dim=-1, keepdim=True)  # (B, H, 1)
-    cos = dot / torch.addcmul(torch.full_like(key_norm, eps), key_norm, row_norm)  # (B, H, N)
+    cos = dot / (key_norm * row_norm).add_(eps)  # (B, H, N)
     w_c = torch.softmax(beta * cos, dim=-1)  # (B, H, N)
     w_g = torch.lerp(w_prev, w_c, g)  # (B, H, N)
-    w_s = _shift(w_g, s, index)  # (B, H, N)
+    w_s = _shift(w_g, s)  # (B, H, N)
     w = _sharpen(w_s, gamma)  # (B, H, N)
     return AddressingStages(w_c, w_g, w_s, w)

@@ -31,6 +31,8 @@ heads at once.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -129,15 +131,16 @@ def write_heads(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tensor
     return _write_heads(memory, w, erase, add)
 
 
+@functools.lru_cache(maxsize=16)
+def _one(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A cached ``(1, 1, 1)`` tensor of ones (never modified), the ``1`` in ``1 - w e^T``."""
+    return torch.ones(1, 1, 1, dtype=dtype, device=device)
+
+
 def _write_heads(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tensor:
     w_t = w.transpose(-1, -2)  # (B, N, H)
-    if memory.dim() == 3:  # the common case, as plain batched matrix products
-        added = torch.bmm(w_t, add)  # (B, N, M): sum_h w_h(i) a_h
-        if w.shape[-2] == 1:
-            keep = 1 - torch.bmm(w_t, erase)  # (B, N, M)
-        else:
-            keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (B, N, M)
-        return torch.addcmul(added, memory, keep)  # (B, N, M)
-    added = torch.matmul(w_t, add)  # (..., N, M)
-    keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (..., N, M)
-    return torch.addcmul(added, memory, keep)  # (..., N, M)
+    if memory.dim() == 3 and w.shape[-2] == 1:  # one write head: two fused outer products
+        keep = torch.baddbmm(_one(memory.dtype, memory.device), w_t, erase, alpha=-1)  # (B,N,M)
+        return torch.baddbmm(memory * keep, w_t, add)  # (B, N, M)
+    keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (B, N, M)
+    return torch.addcmul(torch.matmul(w_t, add), memory, keep)  # (B, N, M)

@@ -50,7 +50,6 @@ from neural_memory.ntm.addressing import (
     AddressingStages,
     _address_stages_heads,
     _check_shift,
-    shift_index,
 )
 from neural_memory.ntm.controller import make_controller
 from neural_memory.ntm.heads import HeadParameters, NTMHeads
@@ -270,7 +269,6 @@ class NTM(nn.Module):
             one_hot = torch.zeros(cfg.num_heads, n)
             one_hot[:, 0] = 1.0
             self.register_buffer("weight_init", one_hot)
-        self.register_buffer("shift_index", shift_index(n, cfg.num_shifts), persistent=False)
 
     # ------------------------------------------------------------------ initial state
 
@@ -342,9 +340,7 @@ class NTM(nn.Module):
         for t in range(steps):
             h, state = self.controller.step_projected(x_proj[t], reads, state, prepared)  # (B, C)
             p = self.heads.activate(self.heads.project(h, weight_t, bias))
-            stages = _address_stages_heads(
-                memory, w_prev, p.key, p.beta, p.gate, p.shift, p.gamma, self.shift_index
-            )
+            stages = _address_stages_heads(memory, w_prev, p.key, p.beta, p.gate, p.shift, p.gamma)
             w_prev = stages.sharpened  # (B, H, N)
             w_read, w_write = w_prev.split([r, cfg.write_heads], dim=1)
             read_vecs = torch.bmm(w_read, memory)  # (B, R, M)

@@ -35,7 +35,9 @@ Initial state (Collier & Beel, 2018 compare these choices):
 Speed (issue 7): the loop over time is the only Python loop. Inside it nothing loops over
 batch elements or heads; the external input's share of the controller's first layer is
 computed for all steps before the loop and the output layer for all steps after it; the head
-weights are fused once per sequence; input checks run once per call.
+weights are fused (and transposed) once per sequence; input checks run once per call. The
+tests compare this vectorised forward pass, and its gradients, with a naive formulation that
+loops over sequences, steps and heads (``tests/ntm_naive.py``).
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class NTMConfig:
         split_head_layers: one linear layer per head parameter kind (own initialisation), or
             one sliced layer (see :mod:`~neural_memory.ntm.heads`).
         clip_controller: clamp the head parameters and output logits to ``[-c, c]``; ``None``
-            turns clipping off.
+            turns clipping off. Collier & Beel's implementation clips both to 20 (our default);
+            the article's author clipped to 10.
         memory_init: ``"constant"``, ``"learned"`` or ``"random"``.
         memory_init_value: the constant for ``memory_init="constant"``.
         learn_initial_reads: learn ``r_0`` (else zeros).
@@ -187,7 +190,9 @@ _PRESETS: dict[str, dict] = {
         **_PAPER,
         "input_size": 10,
         "output_size": 8,
-        "controller_layers": 2,  # Table 2: "2 x 100"
+        "controller_layers": 2,  # Table 2: controller size "2 x 100"
+        # Table 2: "#Heads 5"; we read it as 5 read and 5 write heads, as the paper's text
+        # describes "parallel read and write heads" for the feedforward version of this task.
         "read_heads": 5,
         "write_heads": 5,
     },

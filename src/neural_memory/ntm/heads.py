@@ -2,7 +2,7 @@ r"""The heads' parameters: from the controller output to keys, gates, shifts, er
 
 Every head (read or write) emits the addressing parameters of Graves et al. (2014, section
 3.3). From a linear map of the controller output $\mathbf{h}_t \in \mathbb{R}^C$, each raw value
-is squashed into its allowed range, as in the paper:
+is squashed into the range the paper requires (the particular squashing functions are ours):
 
 | parameter | shape per head | activation | range |
 |---|---|---|---|

@@ -234,6 +234,8 @@ def plot_images(images: torch.Tensor, titles: Sequence[str] | None = None, axes=
         ax.set_xticks([])
         ax.set_yticks([])
         ax.grid(False)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     return axes

@@ -245,3 +245,43 @@ def test_score_function_is_unbiased_and_straight_through_is_finite():
     torch.testing.assert_close(st.sum(1), torch.zeros(1000, dtype=torch.float64))
     with pytest.raises(ValueError, match="same shape"):
         exact_expected_gradient(theta, reward[:2])
+
+
+# -- plotting helpers (neural_memory.viz.gumbel) ---------------------------------------------
+
+
+def test_viz_helpers_draw_what_they_are_given():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from neural_memory.viz.gumbel import (
+        gumbel_max_frequencies,
+        plot_estimator_comparison,
+        plot_gumbel_density,
+        plot_image_reads,
+        plot_memory_fit,
+        plot_probs_vs_frequencies,
+        plot_slot_usage,
+        plot_temperature_samples,
+    )
+
+    ax = plot_gumbel_density(sample_gumbel((1000,), generator=torch.Generator().manual_seed(0)))
+    assert len(ax.lines) == 1 and len(ax.patches) == 80
+    freqs = gumbel_max_frequencies(torch.tensor([0.0, 1.0, 2.0]), 5000, seed=0)
+    torch.testing.assert_close(freqs.sum(), torch.tensor(1.0, dtype=torch.float64))
+    ax = plot_probs_vs_frequencies(torch.softmax(torch.tensor([0.0, 1.0, 2.0]), 0), freqs)
+    assert len(ax.patches) == 6
+    axes = plot_temperature_samples(torch.tensor([1.0, 0.0, -1.0]), taus=(0.1, 1.0), n_mean=100)
+    assert len(axes) == 3 and [len(a.patches) for a in axes] == [3, 3, 3]
+    ax = plot_estimator_comparison(["a", "b"], [1.0, 0.5], [0.0, 0.1])
+    assert len(ax.patches) == 4
+    x = torch.linspace(-1, 1, 11)
+    ax = plot_memory_fit(x, x**2, x, x**2, x**2, memory_values=torch.tensor([0.0, 1.0]))
+    assert len(ax.lines) == 4  # two memory lines, best fit, fit
+    ax = plot_slot_usage(torch.tensor([0, 0, 1, 3]), 4)
+    assert [p.get_height() for p in ax.patches] == pytest.approx([0.5, 0.25, 0.0, 0.25])
+    axes = plot_image_reads(torch.rand(3, 64), torch.rand(3, 64), ["a"] * 3, ["b"] * 3)
+    assert axes.shape == (2, 3)
+    plt.close("all")

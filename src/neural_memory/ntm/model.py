@@ -26,7 +26,8 @@ output now and the controller at $t+1$.
 Initial state (Collier & Beel, 2018 compare these choices):
 
 * memory $\mathbf{M}_0$: ``"constant"`` -- every entry ``memory_init_value`` (1e-6, their
-  best); ``"learned"`` -- $\tanh$ of a trained ``(N, M)`` parameter; ``"random"`` -- $\tanh$ of
+  best); ``"learned"`` -- $\tanh$ of a trained ``(N, M)`` parameter (starting small,
+  uniform in $\pm\sqrt{6 / (1 + NM)}$); ``"random"`` -- $\tanh$ of
   a ``(N, M)`` draw from $\mathcal{N}(0, 0.5^2)$ made when the model is built, then fixed.
 * read vectors $\mathbf{r}_0$: learned ($\tanh$ of a parameter) or zeros.
 * head weightings $\mathbf{w}_0$: learned ($\mathrm{softmax}$ of a parameter) or all weight on
@@ -260,8 +261,9 @@ class NTM(nn.Module):
 
         if cfg.memory_init == "constant":
             self.register_buffer("memory_init", torch.full((n, m), cfg.memory_init_value))
-        elif cfg.memory_init == "learned":
-            self.memory_init = nn.Parameter(torch.randn(n, m) * 0.5)
+        elif cfg.memory_init == "learned":  # small, as Collier & Beel's Glorot-style init
+            limit = (6 / (1 + n * m)) ** 0.5
+            self.memory_init = nn.Parameter(torch.empty(n, m).uniform_(-limit, limit))
         else:
             self.register_buffer("memory_init", torch.tanh(torch.randn(n, m) * 0.5))
         if cfg.learn_initial_reads:

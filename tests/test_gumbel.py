@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -96,6 +97,9 @@ def test_bad_tau_raises(tau):
 def test_good_tau_passes():
     assert validate_tau(0.5) == 0.5
     assert validate_tau(2) == 2
+    assert validate_tau(np.float32(0.25)) == np.float32(0.25)
+    with pytest.raises(ValueError, match="tau"):
+        validate_tau(np.float64(-1.0))
     t = torch.tensor([0.1, 1.0])
     assert validate_tau(t) is t
 

@@ -45,6 +45,7 @@ probability below ``eps`` (about ``1.2e-7`` in float32).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -143,7 +144,7 @@ def validate_tau(tau: float | torch.Tensor) -> float | torch.Tensor:
         if bool(bad.any()):
             raise ValueError(f"tau must be finite and > 0, got the tensor {tau.detach().cpu().tolist()}")
         return tau
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
         raise ValueError(f"tau must be a finite positive number, got {tau!r}")
     if not math.isfinite(tau) or tau <= 0:
         raise ValueError(f"tau must be finite and > 0, got {tau!r}")
@@ -173,13 +174,13 @@ class ExponentialDecay:
         validate_tau(self.tau_min)
         if self.tau_min > self.tau0:
             raise ValueError(f"need tau_min <= tau0, got tau_min={self.tau_min} > tau0={self.tau0}")
-        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) or not (
+        if isinstance(self.rate, bool) or not isinstance(self.rate, numbers.Real) or not (
             math.isfinite(self.rate) and self.rate >= 0
         ):
             raise ValueError(f"rate must be a finite number >= 0, got {self.rate!r}")
 
     def __call__(self, step: int) -> float:
-        if isinstance(step, bool) or not isinstance(step, (int, float)) or not (
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not (
             math.isfinite(step) and step >= 0
         ):
             raise ValueError(f"step must be a finite number >= 0, got {step!r}")

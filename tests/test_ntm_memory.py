@@ -78,10 +78,11 @@ def test_gradcheck_read_and_write() -> None:
     add = torch.randn(2, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(read, (memory, w))
     assert torch.autograd.gradcheck(write, (memory, w, erase, add))
-    wh = _weights(gen, 2, 2, 5).requires_grad_()
-    eh = torch.rand(2, 2, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    ah = torch.randn(2, 2, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(write_heads, (memory, wh, eh, ah))
+    for heads in (1, 2):  # one head takes a separate (baddbmm) path
+        wh = _weights(gen, 2, heads, 5).requires_grad_()
+        eh = torch.rand(2, heads, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+        ah = torch.randn(2, heads, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(write_heads, (memory, wh, eh, ah))
 
 
 def test_shape_errors() -> None:

@@ -61,8 +61,9 @@ def test_forward_matches_naive_formulation(case: str) -> None:
         torch.testing.assert_close(getattr(trace, name), want[name], rtol=1e-12, atol=1e-12)
 
 
-def test_gradients_match_naive_formulation() -> None:
-    model = _model(2, read_heads=2, write_heads=2)
+@pytest.mark.parametrize("writes", [1, 2])
+def test_gradients_match_naive_formulation(writes: int) -> None:
+    model = _model(2, read_heads=2, write_heads=writes)
     x = _x(2, 4)
     target = torch.rand(2, 4, 2, dtype=F64)
 

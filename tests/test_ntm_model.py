@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import ntm_naive as naive
 import pytest
@@ -374,3 +375,31 @@ def test_bad_inputs_raise() -> None:
         NTM({"input_size": 3})
     with pytest.raises(ValueError, match=r"\(B, 6\)"):
         model.heads(torch.zeros(2, 5, dtype=F64))
+
+
+# ----------------------------------------------------------------------------- compile (opt-in)
+
+
+@pytest.mark.skipif(
+    os.environ.get("NEURAL_MEMORY_TEST_COMPILE") != "1",
+    reason="slow (torch.compile takes tens of seconds); set NEURAL_MEMORY_TEST_COMPILE=1",
+)
+def test_compiled_step_matches_the_plain_step() -> None:
+    torch.manual_seed(13)
+    model = NTM(NTMConfig.preset("tiny", read_heads=2))
+    x = torch.rand(4, 6, 9)
+
+    def run() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        logits = model(x)
+        logits.square().mean().backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    plain, plain_grads = run()
+    model.compile_step()
+    compiled, compiled_grads = run()
+    torch.testing.assert_close(compiled, plain, rtol=1e-4, atol=1e-5)
+    for a, b in zip(compiled_grads, plain_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+    _, trace = model(x, return_trace=True)
+    assert trace.memory.shape == (4, 7, 16, 8)

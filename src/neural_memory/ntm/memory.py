@@ -137,10 +137,13 @@ def _one(dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.ones(1, 1, 1, dtype=dtype, device=device)
 
 
-def _write_heads(memory: Tensor, w: Tensor, erase: Tensor, add: Tensor) -> Tensor:
+def _write_heads(
+    memory: Tensor, w: Tensor, erase: Tensor, add: Tensor, one: Tensor | None = None
+) -> Tensor:
     w_t = w.transpose(-1, -2)  # (B, N, H)
     if memory.dim() == 3 and w.shape[-2] == 1:  # one write head: two fused outer products
-        keep = torch.baddbmm(_one(memory.dtype, memory.device), w_t, erase, alpha=-1)  # (B,N,M)
+        one = _one(memory.dtype, memory.device) if one is None else one  # (1, 1, 1)
+        keep = torch.baddbmm(one, w_t, erase, alpha=-1)  # (B, N, M): 1 - w e^T
         return torch.baddbmm(memory * keep, w_t, add)  # (B, N, M)
     keep = torch.prod(1 - w_t.unsqueeze(-1) * erase.unsqueeze(-3), dim=-2)  # (B, N, M)
     return torch.addcmul(torch.matmul(w_t, add), memory, keep)  # (B, N, M)

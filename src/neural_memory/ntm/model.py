@@ -276,6 +276,8 @@ class NTM(nn.Module):
             one_hot = torch.zeros(cfg.num_heads, n)
             one_hot[:, 0] = 1.0
             self.register_buffer("weight_init", one_hot)
+        self.register_buffer("one", torch.ones(1, 1, 1), persistent=False)  # the 1 in 1 - w e^T
+        self._compiled_step = None
 
     # ------------------------------------------------------------------ initial state
 
@@ -313,6 +315,42 @@ class NTM(nn.Module):
         if x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(f"NTM input needs B >= 1 and T >= 1; got shape {tuple(x.shape)}")
 
+    def _step(
+        self,
+        x_proj: Tensor,
+        reads: Tensor,
+        state: tuple[Tensor, ...],
+        memory: Tensor,
+        w_prev: Tensor,
+        prepared: list[Tensor],
+        weight_t: Tensor,
+        bias: Tensor,
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...], Tensor, AddressingStages, HeadParameters]:
+        """One time step (see the module docstring); returns ``h, reads, state, memory,
+        stages, head parameters``."""
+        cfg = self.config
+        h, state = self.controller.step_projected(x_proj, reads, state, prepared)  # (B, C)
+        p = self.heads.activate(self.heads.project(h, weight_t, bias))
+        stages = _address_stages_heads(memory, w_prev, p.key, p.beta, p.gate, p.shift, p.gamma)
+        w_read, w_write = stages.sharpened.split([cfg.read_heads, cfg.write_heads], dim=1)
+        read_vecs = torch.bmm(w_read, memory)  # (B, R, M)
+        memory = _write_heads(memory, w_write, p.erase, p.add, self.one)  # (B, N, M)
+        reads = read_vecs.view(read_vecs.shape[0], -1)  # (B, R*M)
+        return h, reads, state, memory, stages, p
+
+    def compile_step(self, **options: object) -> NTM:
+        """Opt in to ``torch.compile`` for the time step; returns the model itself.
+
+        The step (controller, heads, addressing, read, write) is compiled once per batch size
+        (the first call takes tens of seconds); in our CPU measurements a whole training step
+        then ran about 1.5 times as fast. Results equal the plain step's up to float rounding
+        (an opt-in test checks this). ``options`` go to ``torch.compile`` (default:
+        ``fullgraph=True``). Needs a C++ compiler; a compiled model is best saved through its
+        ``state_dict``.
+        """
+        self._compiled_step = torch.compile(self._step, **{"fullgraph": True, **options})
+        return self
+
     def forward(
         self, x: Tensor, return_trace: bool = False
     ) -> Tensor | tuple[Tensor, NTMTrace]:
@@ -344,15 +382,14 @@ class NTM(nn.Module):
         all_reads: list[Tensor] = []
         record = [] if return_trace else None
         memories = [memory] if return_trace else None
+        step = self._step if self._compiled_step is None else self._compiled_step
+        if self._compiled_step is not None:  # same strides at every step: no recompilation
+            memory, reads, w_prev = memory.contiguous(), reads.contiguous(), w_prev.contiguous()
         for t in range(steps):
-            h, state = self.controller.step_projected(x_proj[t], reads, state, prepared)  # (B, C)
-            p = self.heads.activate(self.heads.project(h, weight_t, bias))
-            stages = _address_stages_heads(memory, w_prev, p.key, p.beta, p.gate, p.shift, p.gamma)
+            h, reads, state, memory, stages, p = step(
+                x_proj[t], reads, state, memory, w_prev, prepared, weight_t, bias
+            )
             w_prev = stages.sharpened  # (B, H, N)
-            w_read, w_write = w_prev.split([r, cfg.write_heads], dim=1)
-            read_vecs = torch.bmm(w_read, memory)  # (B, R, M)
-            memory = _write_heads(memory, w_write, p.erase, p.add)  # (B, N, M)
-            reads = read_vecs.view(batch, r * m)  # (B, R*M)
             hs.append(h)
             all_reads.append(reads)
             if record is not None:

@@ -37,7 +37,8 @@ def test_first_cell_installs_the_package_on_colab_only(path):
     first = "".join(code_cells(path)[0]["source"])
     assert "import google.colab" in first
     assert "if IN_COLAB:" in first
-    assert repository_url() in first, "the setup cell must install from the URL in _config.yml"
+    install = f'"neural-memory[book] @ git+{repository_url()}"'
+    assert install in first, "the setup cell must install the package from the URL in _config.yml"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

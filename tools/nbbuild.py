@@ -40,7 +40,7 @@ def setup_cell() -> nbformat.NotebookNode:
         "except ImportError:\n"
         "    IN_COLAB = False\n"
         "if IN_COLAB:\n"
-        f'    %pip install --quiet "neural-memory @ git+{repository_url()}"'
+        f'    %pip install --quiet "neural-memory[book] @ git+{repository_url()}"'
     )
     return code(source, tags=["remove-cell"])
 
@@ -64,3 +64,27 @@ def write_notebook(path: str | Path, cells: list[nbformat.NotebookNode]) -> Path
     path = ROOT / path
     nbformat.write(nb, path)
     return path
+
+
+def refresh_setup_cells(paths: list[Path] | None = None) -> list[Path]:
+    """Rewrite the first cell of each notebook to the current setup cell; keep everything else.
+
+    Run ``python -m tools.nbbuild`` after changing the repository URL or the install line.
+    """
+    fresh = setup_cell().source
+    changed = []
+    for path in paths or sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        first = nb.cells[0]
+        if first.cell_type != "code" or "google.colab" not in first.source:
+            raise ValueError(f"{path}: the first cell is not the Colab setup cell")
+        if first.source != fresh:
+            first.source = fresh
+            nbformat.write(nb, path)
+            changed.append(path)
+    return changed
+
+
+if __name__ == "__main__":
+    for p in refresh_setup_cells():
+        print("refreshed", p.relative_to(ROOT))

@@ -1,0 +1,314 @@
+r"""An ablation of the NTM's training tricks on a reduced copy task.
+
+The tricks (Graves et al., 2014; Collier & Beel, 2018; the seed article of Part II):
+
+* **Mealy output path** -- ``output_from_reads``: the output reads the current read vectors,
+  :math:`\mathbf{y}_t = W_o[\mathbf{h}_t; \mathbf{r}_t] + \mathbf{b}_o`, instead of
+  :math:`W_o \mathbf{h}_t + \mathbf{b}_o`.
+* **Split head layers** -- ``split_head_layers``: one linear layer per head parameter kind
+  (each with its own initialisation) instead of one sliced layer.
+* **Clipping** -- the head parameters and output logits clamped to :math:`[-c, c]`
+  (``clip_controller``), and every gradient component clipped to :math:`[-10, 10]`
+  (``TrainConfig.clip_value``, Graves et al., 2014, Section 4).
+* **Initialisation** -- memory :math:`\mathbf{M}_0` constant :math:`10^{-6}` (Collier & Beel's
+  best) vs learned vs random; learned initial read vectors :math:`\mathbf{r}_0` vs zeros;
+  learned initial weightings :math:`\mathbf{w}_0` vs all weight on row 0.
+
+The baseline has every trick on; each other variant changes exactly one setting
+(:data:`VARIANTS`). Every (variant, seed) run trains with the project's own
+:func:`~neural_memory.training.train_step` on the same budget of training sequences and is then
+scored by :func:`~neural_memory.training.evaluate_model` on fresh sequences. A run *converged*
+when its final bit errors per sequence are below :data:`CONVERGED_BELOW`.
+
+Each run writes ``<out>/<variant>-seed<k>.csv`` (its learning curve, one row every
+``log_every`` sequences: ``sequences, cost_bits, bit_errors, wall_seconds``, per sequence,
+averaged since the previous row), then records its final metrics in ``<out>/summary.json``
+(with the command, code version, recipe, budget, seeds and machine). Both are written
+atomically; runs already in the summary are skipped, so an interrupted command resumes.
+
+Reproduce the stored logs (about 45 s per run on one CPU thread)::
+
+    python -m neural_memory.experiments.ablation --seeds 0 1 2 3 --out results/ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import neural_memory
+from neural_memory.checkpoint import atomic_write_text, read_csv, write_csv
+from neural_memory.ntm import NTM, NTMConfig
+from neural_memory.tasks import get_task
+from neural_memory.training import (
+    LOG_COLUMNS,
+    TrainConfig,
+    evaluate_model,
+    make_optimizer,
+    train_step,
+)
+
+__all__ = [
+    "BASE_MODEL",
+    "BASE_RECIPE",
+    "CONVERGED_BELOW",
+    "TASK_SIZE",
+    "VARIANTS",
+    "Variant",
+    "load_results",
+    "main",
+    "run_one",
+    "summarise",
+    "variant_names",
+]
+
+#: The reduced copy task: lengths 1..6 (the paper trains on 1..20).
+TASK_SIZE: dict[str, int] = {"min_length": 1, "max_length": 6}
+
+#: The machine of the baseline: the ``tiny`` preset (LSTM controller C = 32, N = 16, M = 8,
+#: one read and one write head) with every trick on, outputs and head parameters clipped to 10
+#: as in the article.
+BASE_MODEL: NTMConfig = NTMConfig.preset("tiny", clip_controller=10.0)
+
+#: The recipe: Adam, lr 1e-2, batches of 16, a budget of 24,000 training sequences, gradients
+#: clipped element-wise to [-10, 10], 256 fresh sequences for the final metrics.
+BASE_RECIPE: TrainConfig = TrainConfig(
+    optimizer="adam", lr=1e-2, batch_size=16, sequences=24_000, clip_value=10.0,
+    log_every=500, checkpoint_every=24_000, eval_sequences=256,
+)
+
+#: A run converged when its final bit errors per sequence (on fresh sequences) are below this.
+CONVERGED_BELOW = 0.1
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One arm of the ablation: changes to the baseline model config and/or recipe."""
+
+    name: str
+    description: str
+    model: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+
+    def model_config(self) -> NTMConfig:
+        return dataclasses.replace(BASE_MODEL, **self.model)
+
+    def train_config(self, sequences: int | None = None) -> TrainConfig:
+        extra = {} if sequences is None else {"sequences": sequences}
+        return dataclasses.replace(BASE_RECIPE, **{**self.recipe, **extra})
+
+
+#: The baseline (every trick on) and one variant per trick switched off or changed.
+VARIANTS: tuple[Variant, ...] = (
+    Variant("baseline", "every trick on"),
+    Variant("no_mealy_output", "output from the controller only", {"output_from_reads": False}),
+    Variant("one_head_layer", "one sliced layer for all head parameters", {"split_head_layers": False}),
+    Variant("no_output_clip", "head parameters and logits not clipped", {"clip_controller": None}),
+    Variant("no_grad_clip", "gradients not clipped", recipe={"clip_value": None}),
+    Variant("memory_learned", "M_0 learned", {"memory_init": "learned"}),
+    Variant("memory_random", "M_0 random (fixed)", {"memory_init": "random"}),
+    Variant("zero_initial_reads", "r_0 = 0, not learned", {"learn_initial_reads": False}),
+    Variant("fixed_initial_weights", "w_0 on row 0, not learned", {"learn_initial_weights": False}),
+)
+
+
+def variant_names() -> list[str]:
+    return [v.name for v in VARIANTS]
+
+
+def get_variant(name: str) -> Variant:
+    for v in VARIANTS:
+        if v.name == name:
+            return v
+    raise ValueError(f"unknown ablation variant {name!r}; choose one of {variant_names()}")
+
+
+def run_name(variant: str, seed: int) -> str:
+    return f"{variant}-seed{seed}"
+
+
+def run_one(
+    variant: Variant | str,
+    seed: int,
+    out_dir: str | Path | None = None,
+    sequences: int | None = None,
+    log_every: int | None = None,
+) -> dict[str, Any]:
+    """Train one (variant, seed) and return its learning curve and final metrics.
+
+    Seeding follows :func:`~neural_memory.training.run_training`: ``torch.manual_seed(seed)``
+    before the model is built, training batches from ``Generator().manual_seed(seed)``, the final
+    metrics on fresh sequences from ``Generator().manual_seed(seed + 1_000_003)``. With
+    ``out_dir`` the curve is rewritten there (atomically) at every log row.
+    """
+    v = get_variant(variant) if isinstance(variant, str) else variant
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    recipe = v.train_config(sequences)
+    if log_every is not None:
+        recipe = dataclasses.replace(recipe, log_every=log_every)
+    task = get_task("copy", **TASK_SIZE)
+    log_path = None if out_dir is None else Path(out_dir) / f"{run_name(v.name, seed)}.csv"
+
+    torch.manual_seed(seed)
+    model = NTM(v.model_config())
+    optimizer = make_optimizer(model.parameters(), recipe)
+    data_gen = torch.Generator().manual_seed(seed)
+    seen, wall, acc, rows = 0, 0.0, [0.0, 0.0, 0], []
+    diverged = False
+    while seen < recipe.sequences:
+        b = min(recipe.batch_size, recipe.sequences - seen)
+        start = time.perf_counter()
+        batch = task.sample_train(b, data_gen)
+        try:
+            cost, errors = train_step(model, batch, optimizer, recipe)
+        except FloatingPointError:  # a non-finite loss: the run failed, record it as such
+            diverged = True
+            break
+        wall += time.perf_counter() - start
+        seen += b
+        acc = [acc[0] + cost, acc[1] + errors, acc[2] + b]
+        if seen // recipe.log_every > (seen - b) // recipe.log_every or seen >= recipe.sequences:
+            rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
+            acc = [0.0, 0.0, 0]
+            if log_path is not None:
+                write_csv(log_path, LOG_COLUMNS, rows)
+    if diverged:
+        metrics = {"cost_bits": math.inf, "bit_errors": math.inf, "bit_error_rate": math.inf}
+    else:
+        eval_gen = torch.Generator().manual_seed(seed + 1_000_003)
+        metrics = evaluate_model(model, task, recipe.eval_sequences, eval_gen)
+    return {
+        "variant": v.name,
+        "seed": seed,
+        "sequences": seen,
+        "diverged": diverged,
+        "eval_cost_bits": metrics["cost_bits"],
+        "eval_bit_errors": metrics["bit_errors"],
+        "eval_bit_error_rate": metrics["bit_error_rate"],
+        "converged": bool(metrics["bit_errors"] < CONVERGED_BELOW),
+        "wall_seconds": round(wall, 3),
+        "rows": rows,
+    }
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True, cwd=Path(__file__).parent)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _header(seeds: list[int], budget: int, command: str) -> dict[str, Any]:
+    return {
+        "command": command,
+        "package_version": neural_memory.__version__,
+        "code_version": _code_version(),
+        "torch_version": torch.__version__,
+        "machine": f"{platform.machine()} {platform.processor() or platform.system()}, "
+                   f"{torch.get_num_threads()} torch thread(s), python {platform.python_version()}",
+        "task": {"name": "copy", **TASK_SIZE},
+        "model": dataclasses.asdict(BASE_MODEL),
+        "recipe": dataclasses.asdict(dataclasses.replace(BASE_RECIPE, sequences=budget)),
+        "budget_sequences": budget,
+        "converged_below": CONVERGED_BELOW,
+        "seeds": seeds,
+        "variants": [dataclasses.asdict(v) for v in VARIANTS],
+    }
+
+
+def run_all(seeds: list[int], budget: int, out_dir: str | Path, command: str,
+            variants: list[str] | None = None) -> dict[str, Any]:
+    """Run every (seed, variant) not yet in ``out_dir/summary.json``, seeds outermost."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    runs = summary.get("runs", {})
+    if runs and summary.get("budget_sequences") != budget:
+        raise ValueError(f"{summary_path} holds runs with a budget of "
+                         f"{summary.get('budget_sequences')} sequences, not {budget}; use another --out")
+    all_seeds = sorted(set(summary.get("seeds", [])) | set(seeds))
+    summary = {**_header(all_seeds, budget, command), "runs": runs}
+    for seed in seeds:
+        for v in VARIANTS:
+            if variants is not None and v.name not in variants:
+                continue
+            key = run_name(v.name, seed)
+            if key in runs and (out / f"{key}.csv").exists():
+                continue
+            result = run_one(v, seed, out, sequences=budget)
+            runs[key] = {k: val for k, val in result.items() if k != "rows"}
+            summary["runs"] = dict(sorted(runs.items()))
+            atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
+            print(f"{key:32s} cost {result['eval_cost_bits']:8.3f}  errors "
+                  f"{result['eval_bit_errors']:7.3f}  {result['wall_seconds']:6.1f}s", flush=True)
+    return summary
+
+
+def load_results(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """The stored ablation: ``(summary, curves)`` where ``curves[run]`` is the run's log rows."""
+    out = Path(out_dir)
+    summary_path = out / "summary.json"
+    if not summary_path.exists():
+        raise FileNotFoundError(f"no ablation results in {out} (expected {summary_path}); run "
+                                "python -m neural_memory.experiments.ablation")
+    summary = json.loads(summary_path.read_text())
+    curves = {}
+    for key in summary["runs"]:
+        rows = read_csv(out / f"{key}.csv")
+        curves[key] = [{c: float(r[c]) for c in LOG_COLUMNS} for r in rows]
+    return summary, curves
+
+
+def summarise(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant (in :data:`VARIANTS` order): seeds, fraction converged, and the
+    mean, standard deviation, min and max over seeds of the final cost and bit errors."""
+    table = []
+    for v in VARIANTS:
+        runs = [r for r in summary["runs"].values() if r["variant"] == v.name]
+        if not runs:
+            continue
+        row: dict[str, Any] = {"variant": v.name, "seeds": len(runs),
+                               "converged": sum(r["converged"] for r in runs) / len(runs)}
+        for metric in ("eval_cost_bits", "eval_bit_errors"):
+            xs = torch.tensor([r[metric] for r in runs], dtype=torch.float64)
+            row[f"{metric}_mean"] = float(xs.mean())
+            row[f"{metric}_std"] = float(xs.std()) if len(runs) > 1 else 0.0
+            row[f"{metric}_min"], row[f"{metric}_max"] = float(xs.min()), float(xs.max())
+        table.append(row)
+    return table
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m neural_memory.experiments.ablation",
+        description="Re-run the NTM training-tricks ablation on the reduced copy task.")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--budget", type=int, default=BASE_RECIPE.sequences,
+                        help="training sequences per run")
+    parser.add_argument("--variants", nargs="+", choices=variant_names(), default=None)
+    parser.add_argument("--out", default="results/ablation")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    command = "python -m neural_memory.experiments.ablation " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    run_all(args.seeds, args.budget, args.out, command.strip(), args.variants)
+
+
+if __name__ == "__main__":
+    main()

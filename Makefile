@@ -23,7 +23,7 @@ define apt_install
 	@command -v $(1) >/dev/null || $(APT_GET) install $(2) || { $(APT_GET) update && $(APT_GET) install $(2); }
 endef
 
-.PHONY: help venv assets chromium lint unit nbval build browser book test notebooks clean
+.PHONY: help venv assets chromium lint unit nbval build browser book test notebooks bench clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (sets up .venv first)"
@@ -31,6 +31,7 @@ help:
 	@echo "                browser tests of every page (offline, in Chromium)"
 	@echo "make browser    only the browser tests of an already built book (screenshots in _build/screenshots)"
 	@echo "make notebooks  re-execute every notebook in place, refreshing stored outputs"
+	@echo "make bench      NTM benchmarks: throughput, time to converge on copy, memory (~20 min)"
 	@echo "make clean      remove build outputs (keeps .venv)"
 
 $(BIN)/python:
@@ -87,6 +88,9 @@ test: venv
 
 notebooks: venv
 	$(BIN)/python tools/execute_notebooks.py $(NB)
+
+bench: venv
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -1,0 +1,137 @@
+"""NTM benchmarks: training and evaluation throughput, time to converge on copy, peak memory.
+
+    python benchmarks/run.py                 # everything (about 20 minutes of one core)
+    python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
+    python benchmarks/run.py --only throughput
+    python benchmarks/run.py --only convergence --seeds 5
+
+One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
+the machine (CPU model, cores, load average, torch version), to ``--out`` as JSON. See
+``benchmarks/README.md`` and the book's "Performance and stability" appendix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
+from throughput import eval_throughput, train_throughput  # noqa: E402
+
+from neural_memory.training import TrainConfig  # noqa: E402
+
+RECIPE = "copy-ntm-fast"
+
+
+def machine() -> dict:
+    info = {"torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "logical_cpus": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in lscpu.splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket"):
+                info[key.strip()] = value.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return info
+
+
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def peak_memory_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
+
+
+def throughput_table(
+    batches: list[int], seconds: float, compile_step: bool, recipe: TrainConfig
+) -> list[dict]:
+    rows = []
+    for b in batches:
+        row = {"batch": b, "compiled_step": compile_step, "load_before": load()}
+        row["train"] = train_throughput(b, seconds, recipe, compile_step)
+        row["eval"] = eval_throughput(b, seconds, compile_step)
+        row["load_after"] = load()
+        rows.append(row)
+        print(f"{b:>6} {'compiled' if compile_step else 'eager':>9} "
+              f"{row['train']['sequences_per_second']:>12.1f} {row['eval']['sequences_per_second']:>12.1f}"
+              f"   load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}", flush=True)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short timings, 2 seeds, small budget")
+    parser.add_argument("--only", choices=("throughput", "convergence"), default=None)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--seconds", type=float, default=None, help="timing per measurement")
+    parser.add_argument("--compiled", action="store_true", help="also time NTM.compile_step()")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
+    parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    seconds = args.seconds or (3.0 if args.quick else 15.0)
+    seeds = args.seeds or (2 if args.quick else 5)
+    out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
+    recipe = TrainConfig.preset(args.recipe)
+    result: dict = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
+                    "recipe": asdict(recipe), "quick": args.quick,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    print(f"machine: {result['machine'].get('Model name', '?')}, {os.cpu_count()} logical CPUs, "
+          f"torch {torch.__version__}, one thread; load {result['load_at_start']}")
+    if not torch.cuda.is_available():
+        print("no GPU here: GPU table not measured")
+    if args.only in (None, "throughput"):
+        print(f"\nthroughput, paper copy NTM, lengths 1-20, sequences/s ({seconds:.0f} s each)")
+        print(f"{'batch':>6} {'mode':>9} {'train seq/s':>12} {'eval seq/s':>12}")
+        rows = throughput_table(args.batches, seconds, False, recipe)
+        if args.compiled:
+            rows += throughput_table(args.batches, seconds, True, recipe)
+        result["throughput"] = rows
+    if args.only in (None, "convergence"):
+        settings = ConvergenceSettings(max_seconds=args.max_seconds or (60.0 if args.quick else 150.0))
+        if args.quick:
+            settings = ConvergenceSettings(max_seconds=settings.max_seconds, extend=1.5, eval_sequences=64)
+        print(f"\ntime to converge on copy, recipe {args.recipe!r}: {seeds} seeds, budget "
+              f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
+        records = [run_seed(seed, recipe, settings) for seed in range(seeds)]
+        summary = summarise(records, settings)
+        result["convergence"] = {"summary": summary, "seeds": records, "load_after": load()}
+        print(f"{'seed':>5} {'converged':>9} {'sequences':>10} {'seconds':>8} {'worst after':>12} "
+              f"{'relapse':>8} {'len20 err/seq':>14} {'len40 BER':>10}")
+        for r in records:
+            print(f"{r['seed']:>5} {str(r['converged']):>9} {str(r['sequences_to_converge']):>10} "
+                  f"{str(r['seconds_to_converge']):>8} {str(r['worst_running_mean_after_converging']):>12} "
+                  f"{str(r['relapsed']):>8} {r['eval_length_20']['bit_errors']:>14.3f} "
+                  f"{r['eval_length_40']['bit_error_rate']:>10.4f}")
+        print(f"median {summary['median_seconds']} s ({summary['median_sequences']} sequences), "
+              f"worst {summary['worst_seconds']} s, converged {summary['fraction_converged']:.0%}, "
+              f"relapse: {summary['any_relapse']}")
+    result["peak_memory_mib"] = peak_memory_mib()
+    result["load_at_end"] = load()
+    print(f"\npeak memory of the process (max RSS): {result['peak_memory_mib']:.0f} MiB")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -9,6 +9,7 @@ Prints forward and forward+backward times, the per-time-step cost and the operat
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -42,7 +43,8 @@ def main() -> None:
 
     run(3, True)
     fwd, both = run(10, False), run(10, True)
-    lines = [f"B={args.batch} T={steps}: forward {fwd * 1e3:.1f} ms, forward+backward {both * 1e3:.1f} ms; "
+    lines = [f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, one thread",
+             f"B={args.batch} T={steps}: forward {fwd * 1e3:.1f} ms, forward+backward {both * 1e3:.1f} ms; "
              f"per time step: forward {fwd / steps * 1e6:.0f} us, backward {(both - fwd) / steps * 1e6:.0f} us"]
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         run(3, True)

@@ -26,19 +26,24 @@ def tables(result: dict) -> str:
     if "convergence" in result:
         c = result["convergence"]
         lines += ["| seed | converged | sequences | seconds | worst running mean after | relapse "
-                  "| length 20: bit errors/seq | length 40: BER |",
-                  "|---:|---|---:|---:|---:|---|---:|---:|"]
+                  "| sequences run (seconds) | last logged running mean | length 20: bit errors/seq "
+                  "| length 40: BER |",
+                  "|---:|---|---:|---:|---:|---|---:|---:|---:|---:|"]
         for r in c["seeds"]:
             lines.append(
                 f"| {r['seed']} | {'yes' if r['converged'] else 'no'} | "
                 f"{r['sequences_to_converge'] or '—'} | {r['seconds_to_converge'] or '—'} | "
                 f"{r['worst_running_mean_after_converging'] if r['converged'] else '—'} | "
                 f"{'yes' if r['relapsed'] else ('no' if r['converged'] else '—')} | "
+                f"{r['sequences_run']:,} ({r['train_seconds']:.0f}) | {r['curve'][-1][2]:.2f} | "
                 f"{r['eval_length_20']['bit_errors']:.3f} | {r['eval_length_40']['bit_error_rate']:.2%} |")
         s = c["summary"]
         lines += ["", f"Median {s['median_seconds']} s ({s['median_sequences']} sequences); worst "
                   f"{s['worst_seconds']} s; {s['fraction_converged']:.0%} of seeds converged within "
-                  f"{s['settings']['max_seconds']:.0f} s; relapse: {'yes' if s['any_relapse'] else 'no'}."]
+                  f"{s['settings']['max_seconds']:.0f} s; relapse: "
+                  f"{('yes' if s['any_relapse'] else 'no') if s['fraction_converged'] else '— (none converged)'}; "
+                  f"load average {result['load_at_start'][0]:.1f} at the start, "
+                  f"{c['load_after'][0]:.1f} at the end."]
     return "\n".join(lines)
 
 

@@ -96,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
+    parser.add_argument("--row0-weights", action="store_true",
+                        help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -123,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
             settings = ConvergenceSettings(max_seconds=settings.max_seconds, extend=1.5, eval_sequences=64)
         print(f"\ntime to converge on copy, recipe {args.recipe!r}: {seeds} seeds, budget "
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
-        records = [run_seed(seed, recipe, settings) for seed in range(seeds)]
+        overrides = {"learn_initial_weights": False} if args.row0_weights else {}
+        result["model_overrides"] = overrides
+        records = [run_seed(seed, recipe, settings, overrides) for seed in range(seeds)]
         summary = summarise(records, settings)
         result["convergence"] = {"summary": summary, "seeds": records, "load_after": load()}
         print(f"{'seed':>5} {'converged':>9} {'sequences':>10} {'seconds':>8} {'worst after':>12} "

@@ -342,8 +342,10 @@ class NTM(nn.Module):
         """Opt in to ``torch.compile`` for the time step; returns the model itself.
 
         The step (controller, heads, addressing, read, write) is compiled once per batch size
-        (the first call takes tens of seconds); in our CPU measurements a whole training step
-        then ran about 1.5 times as fast. Results equal the plain step's up to float rounding
+        (the first call takes tens of seconds); in one CPU measurement a whole training step
+        then ran about 1.5 times as fast, but on a loaded 2-core machine it gave no gain after
+        two minutes of compiling (``benchmarks/``; see the book's "Performance and stability"
+        appendix), so it is off by default. Results equal the plain step's up to float rounding
         (an opt-in test checks this). ``options`` go to ``torch.compile`` (default:
         ``fullgraph=True``). Needs a C++ compiler; a compiled model is best saved through its
         ``state_dict``.

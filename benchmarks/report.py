@@ -38,8 +38,11 @@ def tables(result: dict) -> str:
                 f"{r['sequences_run']:,} ({r['train_seconds']:.0f}) | {r['curve'][-1][2]:.2f} | "
                 f"{r['eval_length_20']['bit_errors']:.3f} | {r['eval_length_40']['bit_error_rate']:.2%} |")
         s = c["summary"]
-        lines += ["", f"Median {s['median_seconds']} s ({s['median_sequences']} sequences); worst "
-                  f"{s['worst_seconds']} s; {s['fraction_converged']:.0%} of seeds converged within "
+        def fmt(x: float | None, unit: str) -> str:
+            return "—" if x is None else f"{x:,.0f}{unit}"
+
+        lines += ["", f"Median {fmt(s['median_seconds'], ' s')} ({fmt(s['median_sequences'], '')} "
+                  f"sequences); worst {fmt(s['worst_seconds'], ' s')}; {s['fraction_converged']:.0%} of seeds converged within "
                   f"{s['settings']['max_seconds']:.0f} s; relapse: "
                   f"{('yes' if s['any_relapse'] else 'no') if s['fraction_converged'] else '— (none converged)'}; "
                   f"load average {result['load_at_start'][0]:.1f} at the start, "

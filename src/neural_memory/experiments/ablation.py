@@ -14,8 +14,8 @@ The tricks (Graves et al., 2014; Collier & Beel, 2018; the seed article of Part 
   best) vs learned vs random; learned initial read vectors :math:`\mathbf{r}_0` vs zeros;
   learned initial weightings :math:`\mathbf{w}_0` vs all weight on row 0.
 
-The baseline has every trick on; each other variant changes exactly one setting
-(:data:`VARIANTS`). Every (variant, seed) run trains with the project's own
+The baseline has every trick on; each other variant changes exactly one setting, except the
+last, ``all_off``, which switches every trick off at once (:data:`VARIANTS`). Every (variant, seed) run trains with the project's own
 :func:`~neural_memory.training.train_step` on the same budget of training sequences and is then
 scored by :func:`~neural_memory.training.evaluate_model` on fresh sequences. A run *converged*
 when its final bit errors per sequence are below :data:`CONVERGED_BELOW`.
@@ -120,6 +120,13 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("memory_random", "M_0 random (fixed)", {"memory_init": "random"}),
     Variant("zero_initial_reads", "r_0 = 0, not learned", {"learn_initial_reads": False}),
     Variant("fixed_initial_weights", "w_0 on row 0, not learned", {"learn_initial_weights": False}),
+    Variant(
+        "all_off",
+        "every trick off at once (M_0 random)",
+        {"output_from_reads": False, "split_head_layers": False, "clip_controller": None,
+         "memory_init": "random", "learn_initial_reads": False, "learn_initial_weights": False},
+        {"clip_value": None},
+    ),
 )
 
 

@@ -301,10 +301,10 @@ def test_shift_index() -> None:
 
 def test_presets_load_and_run() -> None:
     assert set(NTMConfig.preset_names()) == {
-        "copy", "repeat_copy", "associative_recall", "priority_sort", "tiny",
+        "copy", "copy-row0", "repeat_copy", "associative_recall", "priority_sort", "tiny",
     }  # fmt: skip
     channels = {
-        "copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
+        "copy": (9, 8), "copy-row0": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
         "priority_sort": (10, 8), "tiny": (9, 8),
     }  # fmt: skip
     for name in NTMConfig.preset_names():
@@ -313,6 +313,7 @@ def test_presets_load_and_run() -> None:
         torch.manual_seed(0)
         logits = NTM(cfg)(torch.rand(2, 3, cfg.input_size))
         assert logits.shape == (2, 3, cfg.output_size)
+    assert NTMConfig.preset("copy-row0") == NTMConfig.preset("copy", learn_initial_weights=False)
     copy = NTMConfig.preset("copy")
     assert (copy.controller, copy.controller_size, copy.memory_rows, copy.memory_width) == (
         "lstm", 100, 128, 20,
@@ -320,7 +321,7 @@ def test_presets_load_and_run() -> None:
     assert (copy.read_heads, copy.write_heads) == (1, 1)
     sort = NTMConfig.preset("priority_sort")
     assert (sort.read_heads, sort.write_heads, sort.controller_layers) == (5, 5, 2)
-    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny"}
+    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny", "copy-row0"}
     over = NTMConfig.preset("copy", input_size=4, output_size=3, memory_rows=32)
     assert (over.input_size, over.output_size, over.memory_rows) == (4, 3, 32)
 

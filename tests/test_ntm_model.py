@@ -301,19 +301,23 @@ def test_shift_index() -> None:
 
 def test_presets_load_and_run() -> None:
     assert set(NTMConfig.preset_names()) == {
-        "copy", "copy-row0", "repeat_copy", "associative_recall", "priority_sort", "tiny",
+        "copy", "repeat_copy", "associative_recall", "priority_sort", "tiny",
+        "copy-row0", "repeat_copy-row0", "associative_recall-row0", "priority_sort-row0",
     }  # fmt: skip
     channels = {
-        "copy": (9, 8), "copy-row0": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
+        "copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
         "priority_sort": (10, 8), "tiny": (9, 8),
     }  # fmt: skip
+    channels.update({f"{k}-row0": v for k, v in channels.items() if k != "tiny"})
     for name in NTMConfig.preset_names():
         cfg = NTMConfig.preset(name)
         assert (cfg.input_size, cfg.output_size) == channels[name]
         torch.manual_seed(0)
         logits = NTM(cfg)(torch.rand(2, 3, cfg.input_size))
         assert logits.shape == (2, 3, cfg.output_size)
-    assert NTMConfig.preset("copy-row0") == NTMConfig.preset("copy", learn_initial_weights=False)
+    for task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
+        row0 = NTMConfig.preset(f"{task}-row0")
+        assert row0 == NTMConfig.preset(task, learn_initial_weights=False)
     copy = NTMConfig.preset("copy")
     assert (copy.controller, copy.controller_size, copy.memory_rows, copy.memory_width) == (
         "lstm", 100, 128, 20,
@@ -321,7 +325,9 @@ def test_presets_load_and_run() -> None:
     assert (copy.read_heads, copy.write_heads) == (1, 1)
     sort = NTMConfig.preset("priority_sort")
     assert (sort.read_heads, sort.write_heads, sort.controller_layers) == (5, 5, 2)
-    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny", "copy-row0"}
+    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny"} - {
+        n for n in NTMConfig.preset_names() if n.endswith("-row0")
+    }
     over = NTMConfig.preset("copy", input_size=4, output_size=3, memory_rows=32)
     assert (over.input_size, over.output_size, over.memory_rows) == (4, 3, 32)
 

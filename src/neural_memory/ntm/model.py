@@ -197,11 +197,6 @@ _PRESETS: dict[str, dict] = {
         "read_heads": 5,
         "write_heads": 5,
     },
-    # The copy preset with every head starting on row 0 instead of a learned w_0. Measured
-    # (benchmarks/results/trials.jsonl, appendix "Performance and stability"): with the fast-adam
-    # recipe, 3 of 3 seeds converged on copy within 32k-54k sequences, against 0 of 5 in 150 s
-    # and no convergence in 350k sequences with the learned, near-uniform initial weighting.
-    "copy-row0": {**_PAPER, "input_size": 9, "output_size": 8, "learn_initial_weights": False},
     "tiny": {
         "input_size": 9,
         "output_size": 8,
@@ -211,6 +206,12 @@ _PRESETS: dict[str, dict] = {
         "memory_width": 8,
     },
 }
+# "<task>-row0": the paper's preset with every head starting on row 0 instead of a learned w_0.
+# Measured (benchmarks/results/trials.jsonl, appendix "Performance and stability"): with the
+# fast-adam recipe, 3 of 3 seeds converged on copy within 32k-54k sequences, against 0 of 5 in
+# 150 s and no convergence in 350k sequences with the learned, near-uniform initial weighting.
+for _task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
+    _PRESETS[f"{_task}-row0"] = {**_PRESETS[_task], "learn_initial_weights": False}
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The trained models shipped with the package: they load, and the NTMs do what the book says.
 
 Fresh random sequences, a few hundred per check (``python -m neural_memory.evaluate`` measures
-the same quantities on more). The shipped NTMs miss Part III's in-range targets (the chapters
-say so), so these tests hold them to what they do reach: short copies, a better score than the
-LSTM trained on as many sequences where the chapters claim one, better than guessing.
+the same quantities on more). The copy NTM is held to Part III's targets; the other shipped
+NTMs miss theirs (the chapters say so), so their tests hold them to what they do reach: a better
+score than the LSTM trained on as many sequences where the chapters claim one, better than
+guessing.
 """
 
 from __future__ import annotations
@@ -50,16 +51,17 @@ def errors(task: str, kind: str, sequences: int, **size) -> dict:
                           batch_size=50, **size)
 
 
-def test_copy_ntm_copies_short_sequences() -> None:
-    # the shipped copy NTM has learned short copies only (Chapter 31): none wrong at length 3
-    assert errors("copy", "ntm", 200, length=3)["bit_errors"] <= 0.1
+def test_copy_ntm_meets_its_targets() -> None:
+    # Part III's targets: <= 0.05 bit errors per sequence at length 20, BER <= 1% at length 40
+    assert errors("copy", "ntm", 300, length=20)["bit_errors"] <= 0.05
+    assert errors("copy", "ntm", 200, length=40)["bit_error_rate"] <= 0.01
 
 
-def test_copy_lstm_in_range() -> None:
-    assert errors("copy", "lstm", 200)["bit_error_rate"] <= 0.05
+def test_copy_ntm_beats_lstm_in_range() -> None:
+    assert errors("copy", "ntm", 200)["bit_errors"] < errors("copy", "lstm", 200)["bit_errors"]
 
 
-@pytest.mark.parametrize("task", ("repeat_copy", "priority_sort"))
+@pytest.mark.parametrize("task", ("copy", "repeat_copy", "priority_sort"))
 def test_ntm_beats_lstm_trained_on_as_many_sequences(task: str) -> None:
     ntm, lstm = errors(task, "ntm", 200), errors(task, "lstm", 200)
     assert shipped(task, "ntm").manifest["sequences_seen"] == shipped(task, "lstm").manifest["sequences_seen"]

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="model preset (default: the task's for ntm, 'small' for lstm)")
     p.add_argument("--recipe", help="training recipe preset (default: '<task>-<model>', or 'tiny')")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override one field of the model preset, e.g. --set learn_initial_weights=false")
     p.add_argument("--out", help="output directory (default: runs/<task>-<model>)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
     p.add_argument("--export", metavar="DIR",
@@ -78,6 +80,28 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_overrides(items: Sequence[str], config) -> dict:
+    """``["field=value", ...]`` as typed overrides of a model config's fields."""
+    kinds = {f.name: f.type for f in fields(config)}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in kinds:
+            raise SystemExit(f"--set expects FIELD=VALUE with FIELD one of {sorted(kinds)}, got {item!r}")
+        current = getattr(config, name)
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise SystemExit(f"--set {name} expects true or false, got {text!r}")
+            out[name] = text.lower() == "true"
+        elif isinstance(current, int):
+            out[name] = int(text)
+        elif isinstance(current, float) or current is None:
+            out[name] = None if text.lower() == "none" else float(text)
+        else:
+            out[name] = text
+    return out
+
+
 def recipe_from_args(args: argparse.Namespace, preset: str) -> TrainConfig:
     recipe = TrainConfig.preset(args.recipe or default_recipe(args.task, args.model, preset))
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)}
@@ -92,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     task = get_task(args.task)
     preset = args.preset or default_preset(args.task, args.model)
     model_config = model_config_for(task, args.model, preset)
+    if args.set:
+        model_config = replace(model_config, **parse_overrides(args.set, model_config))
     recipe = recipe_from_args(args, preset)
     out = args.out or f"runs/{args.task}-{args.model}"
     command = shlex.join(["python", "-m", "neural_memory.train", *argv])

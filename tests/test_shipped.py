@@ -1,10 +1,9 @@
 """The trained models shipped with the package: they load, and the NTMs do what the book says.
 
 Fresh random sequences, a few hundred per check (``python -m neural_memory.evaluate`` measures
-the same quantities on more). The copy NTM is held to Part III's targets; the other shipped
-NTMs miss theirs (the chapters say so), so their tests hold them to what they do reach: a better
-score than the LSTM trained on as many sequences where the chapters claim one, better than
-guessing.
+the same quantities on more). The copy and associative recall NTMs are held to Part III's
+targets; the other shipped NTMs miss theirs (the chapters say so), so their tests hold them to what they do reach: a better
+score than the LSTM trained on as many sequences where the chapters claim one.
 """
 
 from __future__ import annotations
@@ -68,7 +67,6 @@ def test_ntm_beats_lstm_trained_on_as_many_sequences(task: str) -> None:
     assert ntm["bit_error_rate"] < lstm["bit_error_rate"]
 
 
-def test_associative_recall_better_than_guessing_with_two_items() -> None:
-    # neither shipped model has learned the task (Chapter 33); with two items they beat guessing
-    for kind in ("ntm", "lstm"):
-        assert errors("associative_recall", kind, 200, items=2)["bit_error_rate"] < 0.3
+def test_associative_recall_ntm_meets_its_target() -> None:
+    # Part III's target: <= 0.1 bit errors per sequence with 2-6 items (the training range)
+    assert errors("associative_recall", "ntm", 300)["bit_errors"] <= 0.1

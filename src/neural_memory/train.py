@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-every", type=int, help="sequences between learning-curve rows")
     g.add_argument("--checkpoint-every", type=int, help="sequences between checkpoints")
     g.add_argument("--eval-sequences", type=int, help="fresh sequences for the final metrics")
+    g.add_argument("--hard-tau-start", type=float, help="hard heads: first temperature")
+    g.add_argument("--hard-tau-end", type=float, help="hard heads: final temperature")
+    g.add_argument("--hard-mix-start", type=float,
+                   help="hard heads: first hard/soft mix (1: hard from the start, 0: start soft)")
+    g.add_argument("--hard-anneal-sequences", type=int,
+                   help="hard heads: sequences over which temperature and mix are annealed")
     return p
 
 

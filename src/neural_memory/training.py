@@ -81,6 +81,13 @@ class TrainConfig:
     log_every: int = 1_000  # sequences between learning-curve rows
     checkpoint_every: int = 10_000  # sequences between checkpoints
     eval_sequences: int = 256  # fresh sequences for the final metrics
+    # Hard heads (NTMConfig.hard_addressing, Part IV); ignored by soft models. Over the first
+    # hard_anneal_sequences the temperature falls geometrically from hard_tau_start to
+    # hard_tau_end and the hard/soft mix grows linearly from hard_mix_start to 1.
+    hard_tau_start: float = 1.0
+    hard_tau_end: float = 1.0
+    hard_mix_start: float = 1.0  # 1: hard from the start; 0: start soft, anneal to hard
+    hard_anneal_sequences: int = 0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam"):
@@ -100,6 +107,16 @@ class TrainConfig:
             raise ValueError(f"curriculum_start must be in (0, 1], got {self.curriculum_start!r}")
         if self.curriculum_sequences < 0:
             raise ValueError(f"curriculum_sequences must be >= 0, got {self.curriculum_sequences!r}")
+        for name in ("hard_tau_start", "hard_tau_end"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.hard_mix_start <= 1:
+            raise ValueError(f"hard_mix_start must be in [0, 1], got {self.hard_mix_start!r}")
+        if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
+            raise ValueError(
+                f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
@@ -185,6 +202,21 @@ def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
         return 1.0
     progress = min(1.0, sequences_seen / config.curriculum_sequences)
     return config.curriculum_start + (1.0 - config.curriculum_start) * progress
+
+
+def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
+    """The hard heads' ``(temperature, mix)`` after ``sequences_seen`` sequences.
+
+    Over the first ``hard_anneal_sequences`` the temperature goes geometrically from
+    ``hard_tau_start`` to ``hard_tau_end`` and the mix linearly from ``hard_mix_start`` to 1;
+    after that (or with no annealing) they stay at ``hard_tau_end`` and 1.
+    """
+    if config.hard_anneal_sequences <= 0:
+        return float(config.hard_tau_end), 1.0
+    progress = min(1.0, sequences_seen / config.hard_anneal_sequences)
+    tau = config.hard_tau_start * (config.hard_tau_end / config.hard_tau_start) ** progress
+    mix = config.hard_mix_start + (1.0 - config.hard_mix_start) * progress
+    return float(tau), float(mix)
 
 
 def train_step(
@@ -294,11 +326,12 @@ def run_name(task: str, model_kind: str) -> str:
 
 def _train_config_differences(found: dict[str, Any], expected: TrainConfig) -> list[str]:
     wanted = dataclasses.asdict(expected)
+    defaults = dataclasses.asdict(TrainConfig())  # a field added later: its default was used
     free = {"sequences", "checkpoint_every", "eval_sequences"}  # may change when resuming
     return [
-        f"{k}: checkpoint={found.get(k)!r}, now={v!r}"
+        f"{k}: checkpoint={found.get(k, defaults[k])!r}, now={v!r}"
         for k, v in wanted.items()
-        if k not in free and found.get(k) != v
+        if k not in free and found.get(k, defaults[k]) != v
     ]
 
 
@@ -396,6 +429,8 @@ def run_training(
         b = min(B, total - seen)  # the last batch may be smaller: exactly `total` sequences
         start = time.perf_counter()
         batch = task.sample_train(b, data_gen, difficulty_at(seen, train_config))
+        if hasattr(model, "set_hard_schedule"):
+            model.set_hard_schedule(*hard_schedule_at(seen, train_config))
         batch = tuple(t.to(device) for t in batch)
         cost, errors = train_step(model, batch, optimizer, train_config)
         wall += time.perf_counter() - start
@@ -418,6 +453,8 @@ def run_training(
                 return TrainResult(model, ckpt_path, log_path, rows, last)
     bar.close()
 
+    if hasattr(model, "set_hard_schedule"):  # also when resuming a finished run
+        model.set_hard_schedule(*hard_schedule_at(seen, train_config))
     eval_gen = torch.Generator().manual_seed(seed + 1_000_003)  # fresh data, never trained on
     metrics = evaluate_model(model, task, train_config.eval_sequences, eval_gen, device=device)
     final = {f"eval_{k}": v for k, v in metrics.items()}

@@ -38,8 +38,6 @@ import argparse
 import dataclasses
 import json
 import math
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -50,6 +48,7 @@ import torch
 
 import neural_memory
 from neural_memory.checkpoint import atomic_write_text, read_csv, write_csv
+from neural_memory.experiments.common import code_version, machine_description
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.tasks import get_task
 from neural_memory.training import (
@@ -211,23 +210,13 @@ def run_one(
     }
 
 
-def _code_version() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent)
-        return out.stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _header(seeds: list[int], budget: int, command: str) -> dict[str, Any]:
     return {
         "command": command,
         "package_version": neural_memory.__version__,
-        "code_version": _code_version(),
+        "code_version": code_version(),
         "torch_version": torch.__version__,
-        "machine": f"{platform.machine()} {platform.processor() or platform.system()}, "
-                   f"{torch.get_num_threads()} torch thread(s), python {platform.python_version()}",
+        "machine": machine_description(),
         "task": {"name": "copy", **TASK_SIZE},
         "model": dataclasses.asdict(BASE_MODEL),
         "recipe": dataclasses.asdict(dataclasses.replace(BASE_RECIPE, sequences=budget)),

@@ -5,6 +5,7 @@
 * :mod:`neural_memory.ntm.heads` -- controller output to every head's parameters.
 * :mod:`neural_memory.ntm.controller` -- LSTM and feedforward controllers.
 * :mod:`neural_memory.ntm.model` -- :class:`NTMConfig` (with presets) and :class:`NTM`.
+* :mod:`neural_memory.ntm.hard` -- heads that address exactly one row (Part IV).
 """
 
 from neural_memory.ntm.addressing import (
@@ -24,11 +25,13 @@ from neural_memory.ntm.controller import (
     LSTMController,
     make_controller,
 )
+from neural_memory.ntm.hard import HARD_ADDRESSING, entropy_bits, harden
 from neural_memory.ntm.heads import HeadParameters, NTMHeads
 from neural_memory.ntm.memory import read, write, write_heads
 from neural_memory.ntm.model import NTM, PAPER_LEARNING_RATES, NTMConfig, NTMTrace
 
 __all__ = [
+    "HARD_ADDRESSING",
     "NTM",
     "PAPER_LEARNING_RATES",
     "AddressingStages",
@@ -43,6 +46,8 @@ __all__ = [
     "address_stages",
     "content_weights",
     "cosine_similarity",
+    "entropy_bits",
+    "harden",
     "interpolate",
     "make_controller",
     "read",

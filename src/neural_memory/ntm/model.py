@@ -55,6 +55,7 @@ from neural_memory.ntm.addressing import (
     _check_shift,
 )
 from neural_memory.ntm.controller import make_controller
+from neural_memory.ntm.hard import HARD_ADDRESSING, check_mix, harden
 from neural_memory.ntm.heads import HeadParameters, NTMHeads
 from neural_memory.ntm.memory import _write_heads
 
@@ -62,6 +63,9 @@ __all__ = ["NTM", "NTMConfig", "NTMTrace", "PAPER_LEARNING_RATES"]
 
 CONTROLLERS = ("lstm", "feedforward")
 MEMORY_INITS = ("constant", "learned", "random")
+
+#: Smallest constant M_0 entry allowed with hard write heads (see NTMConfig.hard_addressing).
+HARD_WRITE_MIN_MEMORY_INIT = 1e-4
 
 #: RMSProp learning rates of Graves et al. (2014), Table 2 (LSTM controller), per task.
 PAPER_LEARNING_RATES = {
@@ -98,6 +102,12 @@ class NTMConfig:
         memory_init_value: the constant for ``memory_init="constant"``.
         learn_initial_reads: learn ``r_0`` (else zeros).
         learn_initial_weights: learn ``w_0`` (else all weight on row 0).
+        hard_addressing: which heads address exactly one row (Part IV,
+            :mod:`~neural_memory.ntm.hard`): ``"none"`` (default, the paper's soft heads),
+            ``"read"``, ``"write"`` or ``"both"``. The temperature and the hard/soft mix are
+            set on the model (:meth:`NTM.set_hard_schedule`), not here. Hard write heads
+            need a constant ``M_0`` of at least ``HARD_WRITE_MIN_MEMORY_INIT`` (a ValueError
+            says so): the paper-style 1e-6 gives NaN gradients.
     """
 
     input_size: int
@@ -117,6 +127,7 @@ class NTMConfig:
     memory_init_value: float = 1e-6
     learn_initial_reads: bool = True
     learn_initial_weights: bool = True
+    hard_addressing: str = "none"
 
     def __post_init__(self) -> None:
         for name in (
@@ -140,6 +151,21 @@ class NTMConfig:
         if self.memory_init not in MEMORY_INITS:
             raise ValueError(
                 f"NTMConfig.memory_init must be one of {MEMORY_INITS}; got {self.memory_init!r}"
+            )
+        if self.hard_addressing not in HARD_ADDRESSING:
+            raise ValueError(
+                f"NTMConfig.hard_addressing must be one of {HARD_ADDRESSING}; "
+                f"got {self.hard_addressing!r}"
+            )
+        if (self.hard_addressing in ("write", "both") and self.memory_init == "constant"
+                and abs(self.memory_init_value) < HARD_WRITE_MIN_MEMORY_INIT):
+            # A hard write head leaves every other row at M_0; rows of norm ~1e-6 make the
+            # cosine similarity's gradient (~1 / norm) blow up over the steps (NaN measured).
+            raise ValueError(
+                f"NTMConfig: hard write heads need memory_init_value >= "
+                f"{HARD_WRITE_MIN_MEMORY_INIT} with memory_init='constant' (rows a hard head never "
+                f"writes keep their initial value, and cosine similarity with near-zero rows has "
+                f"exploding gradients); got {self.memory_init_value!r}. Part IV uses 0.01."
             )
         try:
             _check_shift(self.memory_rows, self.num_shifts)
@@ -219,11 +245,12 @@ class NTMTrace:
     """What happened inside a forward pass, for plots and checks. Read heads come first in H.
 
     Attributes:
-        read_weights: ``(B, T, R, N)``.
-        write_weights: ``(B, T, W, N)``.
+        read_weights: ``(B, T, R, N)``, the weightings the heads used (one-hot for hard heads).
+        write_weights: ``(B, T, W, N)``, likewise.
         memory: ``(B, T + 1, N, M)``, the initial memory first.
         read_vectors: ``(B, T, R, M)``.
-        stages: :class:`AddressingStages` of ``(B, T, H, N)`` tensors (all heads).
+        stages: :class:`AddressingStages` of ``(B, T, H, N)`` tensors (all heads); for hard
+            heads ``stages.sharpened`` is the soft weighting before it was made one-hot.
         heads: :class:`HeadParameters` with a time axis after the batch axis.
         controller_output: ``(B, T, C)``.
     """
@@ -284,6 +311,23 @@ class NTM(nn.Module):
             self.register_buffer("weight_init", one_hot)
         self.register_buffer("one", torch.ones(1, 1, 1), persistent=False)  # the 1 in 1 - w e^T
         self._compiled_step = None
+        # Hard heads (Part IV): the slice of heads (read heads first) that address one row.
+        r_, w_ = cfg.read_heads, cfg.write_heads
+        self._hard_heads = {"none": None, "read": (0, r_), "write": (r_, r_ + w_),
+                            "both": (0, r_ + w_)}[cfg.hard_addressing]
+        self.hard_tau = 1.0  # Gumbel-softmax temperature of hard heads (training only)
+        self.hard_mix = 1.0  # lambda in lambda * one-hot + (1 - lambda) * soft
+
+    def set_hard_schedule(self, tau: float, mix: float = 1.0) -> NTM:
+        """Set the hard heads' temperature ``tau`` (> 0) and hard/soft mix (in [0, 1]).
+
+        The training loop calls this before every batch (see
+        :func:`neural_memory.training.hard_schedule_at`); it has no effect on a model whose
+        ``hard_addressing`` is ``"none"``. Returns the model itself.
+        """
+        harden(torch.full((1, 2), 0.5), tau=tau, mix=mix, training=False)  # validates both
+        self.hard_tau, self.hard_mix = float(tau), check_mix(mix)
+        return self
 
     # ------------------------------------------------------------------ initial state
 
@@ -331,18 +375,25 @@ class NTM(nn.Module):
         prepared: list[Tensor],
         weight_t: Tensor,
         bias: Tensor,
-    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...], Tensor, AddressingStages, HeadParameters]:
+    ) -> tuple[
+        Tensor, Tensor, tuple[Tensor, ...], Tensor, Tensor, AddressingStages, HeadParameters
+    ]:
         """One time step (see the module docstring); returns ``h, reads, state, memory,
-        stages, head parameters``."""
+        w (the weightings used, (B, H, N)), stages, head parameters``."""
         cfg = self.config
         h, state = self.controller.step_projected(x_proj, reads, state, prepared)  # (B, C)
         p = self.heads.activate(self.heads.project(h, weight_t, bias))
         stages = _address_stages_heads(memory, w_prev, p.key, p.beta, p.gate, p.shift, p.gamma)
-        w_read, w_write = stages.sharpened.split([cfg.read_heads, cfg.write_heads], dim=1)
+        w = stages.sharpened  # (B, H, N)
+        if self._hard_heads is not None:
+            lo, hi = self._hard_heads
+            hard = harden(w[:, lo:hi], self.hard_tau, self.hard_mix, self.training)
+            w = torch.cat([w[:, :lo], hard, w[:, hi:]], dim=1)  # (B, H, N)
+        w_read, w_write = w.split([cfg.read_heads, cfg.write_heads], dim=1)
         read_vecs = torch.bmm(w_read, memory)  # (B, R, M)
         memory = _write_heads(memory, w_write, p.erase, p.add, self.one)  # (B, N, M)
         reads = read_vecs.view(read_vecs.shape[0], -1)  # (B, R*M)
-        return h, reads, state, memory, stages, p
+        return h, reads, state, memory, w, stages, p
 
     def compile_step(self, **options: object) -> NTM:
         """Opt in to ``torch.compile`` for the time step; returns the model itself.
@@ -394,14 +445,13 @@ class NTM(nn.Module):
         if self._compiled_step is not None:  # same strides at every step: no recompilation
             memory, reads, w_prev = memory.contiguous(), reads.contiguous(), w_prev.contiguous()
         for t in range(steps):
-            h, reads, state, memory, stages, p = step(
+            h, reads, state, memory, w_prev, stages, p = step(
                 x_proj[t], reads, state, memory, w_prev, prepared, weight_t, bias
-            )
-            w_prev = stages.sharpened  # (B, H, N)
+            )  # w_prev: (B, H, N), this step's weightings, the next step's w_{t-1}
             hs.append(h)
             all_reads.append(reads)
             if record is not None:
-                record.append((stages, p))
+                record.append((w_prev, stages, p))
                 memories.append(memory)
 
         h_seq = torch.stack(hs, dim=1)  # (B, T, C)
@@ -414,12 +464,12 @@ class NTM(nn.Module):
             return logits
 
         stages_seq = AddressingStages(
-            *(torch.stack([s[i] for s, _ in record], dim=1) for i in range(4))
+            *(torch.stack([s[i] for _, s, _ in record], dim=1) for i in range(4))
         )  # each (B, T, H, N)
         heads_seq = HeadParameters(
-            *(torch.stack([p[i] for _, p in record], dim=1) for i in range(7))
+            *(torch.stack([p[i] for _, _, p in record], dim=1) for i in range(7))
         )
-        w_seq = stages_seq.sharpened
+        w_seq = torch.stack([w for w, _, _ in record], dim=1)  # (B, T, H, N)
         trace = NTMTrace(
             read_weights=w_seq[:, :, :r],
             write_weights=w_seq[:, :, r:],

@@ -87,7 +87,7 @@ class TaskSetup:
 
 
 TASKS: dict[str, TaskSetup] = {
-    "copy": TaskSetup("copy-row0", 60_000, {"length": [20, 40, 60]}),
+    "copy": TaskSetup("copy-row0", 100_000, {"length": [20, 40, 60]}),
     "associative_recall": TaskSetup("associative_recall-row0", 120_000, {"items": [6, 12]}),
 }
 

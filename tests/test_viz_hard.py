@@ -64,6 +64,9 @@ def test_soft_vs_hard_draws_weights_samples_and_frequencies():
     heights = [p.get_height() for p in axes[2].patches]  # w, then the frequencies
     assert heights[:3] == pytest.approx([0.1, 0.6, 0.3])
     assert heights[3:] == pytest.approx(samples.mean(0).tolist())
+    axes = viz.soft_vs_hard(w, samples, show=10)  # the image shows 10, the bars count all 40
+    assert axes[1].images[0].get_array().shape == (10, 3)
+    assert [p.get_height() for p in axes[2].patches][3:] == pytest.approx(samples.mean(0).tolist())
     with pytest.raises(ValueError, match=r"\(S, 3\)"):
         viz.soft_vs_hard(w, torch.zeros(5, 4))
 
@@ -157,6 +160,9 @@ def test_entropy_over_time_is_zero_for_one_hot_and_matches_the_soft_weighting():
     expected = -(trace.read_weights[0, :, 0] * trace.read_weights[0, :, 0].log2()).sum(-1)
     assert read_line.get_ydata() == pytest.approx(expected.tolist())
     assert len(axes[0].patches) == 1  # the shaded answer phase
+    assert axes[1].get_title() == "read weighting: entropy per step"
+    axes = viz.entropy_over_time({"x": trace}, what="soft weighting")
+    assert axes[0].get_title() == "write soft weighting: entropy per step"
     with pytest.raises(ValueError, match="head 1"):
         viz.entropy_over_time({"x": trace}, head=1)
 
@@ -174,3 +180,18 @@ def test_heatmap_grid_one_column_per_variant():
     assert len(axes[1, 0].get_lines()) == 2  # dashed lines at the answer phase's ends
     with pytest.raises(ValueError, match="at least one"):
         viz.heatmap_grid({})
+
+
+def test_rows_used_and_cropped_heat_maps():
+    trace = _trace(rows=5)
+    trace.read_weights = torch.zeros_like(trace.read_weights)
+    trace.read_weights[..., 0] = 1.0
+    trace.write_weights = torch.zeros_like(trace.write_weights)
+    trace.write_weights[0, 2, 0, 2] = 1.0  # row 2 at step 2
+    trace.write_weights[0, 3, 0, 4] = 0.005  # below the threshold
+    assert viz.rows_used({"a": trace}) == 3
+    assert viz.rows_used({"a": trace}, threshold=0.001) == 5
+    axes = viz.heatmap_grid({"a": trace}, rows=3)
+    assert axes[0, 0].get_ylim() == (2.5, -0.5)
+    with pytest.raises(ValueError, match="rows"):
+        viz.heatmap_grid({"a": trace}, rows=0)

@@ -18,7 +18,8 @@ one-hot sample $\mathbf{h}_t$; the *entropy* of a weighting, $H(\mathbf{w}) = -\
   step of one episode.
 * :func:`heatmap_grid` -- write and read weightings of one episode, one column per variant, with
   :func:`neural_memory.viz.tasks.head_heatmaps`; :func:`pre_hard_weights` gives the soft
-  weightings before hardening in the same form.
+  weightings before hardening in the same form, and :func:`rows_used` how many memory rows
+  the heads of an episode used (to crop the heat maps).
 
 The summary functions take the ``(summary, curves)`` pair of
 :func:`neural_memory.experiments.hard.load_results` (plain dicts and lists: each run has
@@ -50,6 +51,7 @@ __all__ = [
     "gradient_per_step",
     "heatmap_grid",
     "pre_hard_weights",
+    "rows_used",
     "soft_vs_hard",
     "variant_colour",
     "variant_curves",
@@ -87,9 +89,10 @@ def _ax(ax: Axes | None, width: float = 5.0, height: float = 3.2) -> Axes:
 
 
 def soft_vs_hard(w: torch.Tensor | Sequence[float], samples: torch.Tensor,
-                 axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
-    """A soft weighting ``w`` ``(N,)``, its hard samples ``(S, N)`` (one per row of an image),
-    and the fraction of samples that picked each row beside ``w(i)``; three axes."""
+                 axes: Sequence[Axes] | None = None, show: int | None = 40) -> Sequence[Axes]:
+    """A soft weighting ``w`` ``(N,)``, the first ``show`` of its hard samples ``(S, N)`` (one
+    per line of an image; ``None``: all), and the fraction of all ``S`` samples that picked
+    each row beside ``w(i)``; three axes."""
     w = torch.as_tensor(w, dtype=torch.float64).detach().cpu()
     s = torch.as_tensor(samples, dtype=torch.float64).detach().cpu()
     if w.dim() != 1:
@@ -100,12 +103,13 @@ def soft_vs_hard(w: torch.Tensor | Sequence[float], samples: torch.Tensor,
         _, grid = new_axes(3, 1, width=3.3, height=2.8)
         axes = grid[0, :]
     bar_weights(w, ax=axes[0], title="soft weighting $w$")
-    axes[1].imshow(s.numpy(), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axes[1].set_title(f"{s.shape[0]} hard samples $h$")
+    shown = s if show is None else s[:show]
+    axes[1].imshow(shown.numpy(), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axes[1].set_title(f"{shown.shape[0]} hard samples $h$")
     axes[1].set_xlabel("row")
     axes[1].set_ylabel("sample")
     axes[1].grid(False)
-    plot_probs_vs_frequencies(w, s.mean(0), ax=axes[2], title="how often each row was drawn",
+    plot_probs_vs_frequencies(w, s.mean(0), ax=axes[2], title=f"rows drawn in {s.shape[0]:,} samples",
                               labels=("$w(i)$", "fraction of samples"))
     axes[2].set_xlabel("row")
     return axes
@@ -281,9 +285,11 @@ def entropy_over_time(
     mask: torch.Tensor | None = None,
     axes: Sequence[Axes] | None = None,
     colours: Mapping[str, str] | None = None,
+    what: str = "weighting",
 ) -> Sequence[Axes]:
     """The entropy (bits) of the write and of the read weighting at every step of one episode,
-    one line per trace (labelled by its key); two axes. ``mask`` shades the scored steps."""
+    one line per trace (labelled by its key); two axes. ``mask`` shades the scored steps;
+    ``what`` names the weightings in the titles (e.g. for :func:`pre_hard_weights`)."""
     if not traces:
         raise ValueError("entropy_over_time needs at least one trace")
     if axes is None:
@@ -301,11 +307,24 @@ def entropy_over_time(
             steps = _one_episode(mask, "mask", index, 1).nonzero().flatten().tolist()
             if steps:
                 ax.axvspan(steps[0] - 0.5, steps[-1] + 0.5, color=PALETTE[1], alpha=0.12, lw=0)
-        ax.set_title(f"{kind} weighting: entropy per step")
+        ax.set_title(f"{kind} {what}: entropy per step", fontsize=10)
         ax.set_xlabel("time step t")
     axes[0].set_ylabel("entropy (bits)")
     axes[0].legend(fontsize=8)
     return axes
+
+
+def rows_used(traces: Mapping[str, Any], index: int = 0, threshold: float = 0.01) -> int:
+    """One more than the last memory row that any read or write weighting of episode ``index``
+    gives at least ``threshold`` weight to, in any of ``traces`` (at least 1)."""
+    last = 0
+    for trace in traces.values():
+        for name in ("write_weights", "read_weights"):
+            w = _one_episode(getattr(trace, name), name, index, 3)  # (T, heads, N)
+            hit = (w >= threshold).any(dim=0).any(dim=0).nonzero().flatten()  # rows used
+            if len(hit):
+                last = max(last, int(hit.max()) + 1)
+    return max(last, 1)
 
 
 def heatmap_grid(
@@ -314,12 +333,16 @@ def heatmap_grid(
     head: int = 0,
     mask: torch.Tensor | None = None,
     axes: np.ndarray | None = None,
+    rows: int | None = None,
 ) -> np.ndarray:
     """Write (top row) and read (bottom row) weightings of one episode, one column per trace
     (labelled by its key), each drawn by :func:`~neural_memory.viz.tasks.head_heatmaps`.
-    ``mask`` marks the answer phase with dashed lines. Returns the ``(2, len(traces))`` axes."""
+    ``mask`` marks the answer phase with dashed lines; ``rows`` shows only memory rows
+    ``0 .. rows - 1`` (e.g. :func:`rows_used`). Returns the ``(2, len(traces))`` axes."""
     if not traces:
         raise ValueError("heatmap_grid needs at least one trace")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
+        raise ValueError(f"rows must be None or an integer >= 1; got {rows!r}")
     cols = len(traces)
     if axes is None:
         _, axes = new_axes(cols, 2, width=2.7, height=2.3, sharex=True, sharey=True)
@@ -334,5 +357,8 @@ def heatmap_grid(
             for ax in axes[:, j]:
                 ax.set_ylabel("")
         axes[0, j].set_xlabel("")
+        if rows is not None:
+            for ax in axes[:, j]:
+                ax.set_ylim(rows - 0.5, -0.5)  # rows down, row 0 on top
     return axes
 

@@ -27,6 +27,7 @@ from neural_memory.training import (
     difficulty_at,
     evaluate_model,
     make_optimizer,
+    maybe_drop_lr,
     train_step,
 )
 
@@ -69,6 +70,7 @@ def run_seed(
     worst_after = 0.0
     curve: list[tuple[int, float, float]] = []  # (sequences, seconds, running mean)
     nan = False
+    lr_dropped_at = None
     while seen < stop_at:
         start = time.perf_counter()
         batch = task.sample_train(recipe.batch_size, generator, difficulty_at(seen, recipe))
@@ -86,6 +88,9 @@ def run_seed(
             curve.append((seen, round(train_seconds, 2), round(mean, 4)))
             if progress and len(curve) % 5 == 0:
                 log(f"    seed {seed}: {seen} sequences, {train_seconds:.0f} s, running mean {mean:.3f}")
+        if covered >= settings.window and maybe_drop_lr(optimizer, recipe, mean):
+            log(f"  seed {seed}: learning rate x{recipe.lr_drop_factor:g} after {seen} sequences")
+            lr_dropped_at = seen
         if converged_at is None:
             if covered >= settings.window and mean < settings.threshold:
                 converged_at, converged_seconds = seen, train_seconds
@@ -107,6 +112,7 @@ def run_seed(
         "worst_running_mean_after_converging": round(worst_after, 4) if converged_at else None,
         "relapsed": (worst_after > settings.relapse_threshold) if converged_at else None,
         "nan": nan,
+        "lr_dropped_at": lr_dropped_at,
         "curve": curve,
     }
     gen = torch.Generator().manual_seed(10_000 + seed)

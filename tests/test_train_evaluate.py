@@ -76,10 +76,11 @@ def test_train_runs_as_a_module(tmp_path):
     load_checkpoint(out / "associative_recall-lstm.pt", task="associative_recall")
 
 
-def _tiny_run(tmp_path, name, kind="lstm", **kw):
+def _tiny_run(tmp_path, name, kind="lstm", recipe_overrides=None, **kw):
     task = get_task("copy")
     config = model_config_for(task, kind, "tiny")
-    recipe = TrainConfig.preset("tiny", sequences=48, checkpoint_every=16, log_every=8)
+    recipe = TrainConfig.preset("tiny", sequences=48, checkpoint_every=16, log_every=8,
+                                **(recipe_overrides or {}))
     return run_training("copy", kind, config, recipe, tmp_path / name, seed=7, progress=False, **kw)
 
 
@@ -241,3 +242,19 @@ def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
     assert evaluate_cli.main(["--task", "copy", "--model", "ntm", "--checkpoint", str(out / "copy-ntm.pt"),
                               "--length", "4", "--sequences", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "ntm"
+
+
+def test_learning_rate_drops_once_and_survives_resume(tmp_path):
+    recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25)  # drops at the first learning-curve row
+    full = _tiny_run(tmp_path, "full", recipe_overrides=recipe)
+    ckpt = load_checkpoint(full.checkpoint)
+    assert [g["lr"] for g in ckpt.state["optimizer"]["param_groups"]] == [0.25e-3]  # once, not 0.25^6
+    _tiny_run(tmp_path, "part", recipe_overrides=recipe, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", recipe_overrides=recipe, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    never = _tiny_run(tmp_path, "never", recipe_overrides=dict(lr_drop_below=1e-12))
+    assert load_checkpoint(never.checkpoint).state["optimizer"]["param_groups"][0]["lr"] == 1e-3
+    for bad in ({"lr_drop_below": 0.0}, {"lr_drop_factor": 0.0}, {"lr_drop_factor": 2.0}):
+        with pytest.raises(ValueError):
+            TrainConfig.preset("tiny", **bad)

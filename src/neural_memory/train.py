@@ -77,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-every", type=int, help="sequences between learning-curve rows")
     g.add_argument("--checkpoint-every", type=int, help="sequences between checkpoints")
     g.add_argument("--eval-sequences", type=int, help="fresh sequences for the final metrics")
+    g.add_argument("--lr-drop-below", type=_optional_float,
+                   help="multiply the learning rate by --lr-drop-factor once, when the training bit "
+                        "errors per sequence first fall below this ('none': never)")
+    g.add_argument("--lr-drop-factor", type=float)
     g.add_argument("--hard-tau-start", type=float, help="hard heads: first temperature")
     g.add_argument("--hard-tau-end", type=float, help="hard heads: final temperature")
     g.add_argument("--hard-mix-start", type=float,

@@ -31,9 +31,7 @@ from neural_memory.tasks.base import (
     Task,
     check_batch_size,
     check_range,
-    randint,
     random_bits,
-    shrink,
 )
 
 WIDTH = 6  # bits per vector
@@ -92,12 +90,10 @@ class AssociativeRecallTask(Task):
         self, batch_size: int, generator: torch.Generator | None = None, items: int | None = None
     ) -> Batch:
         """A batch with ``items`` items per sequence (random in the training range if None)."""
-        if items is None:
-            items = randint(self.min_items, self.max_items, generator)
-        return associative_recall_batch(batch_size, items, generator, self.item_length)[0]
+        return self._batch(batch_size, generator, **self.draw_sizes(generator, items=items))
 
-    def sample_train(
-        self, batch_size: int, generator: torch.Generator | None = None, difficulty: float = 1.0
-    ) -> Batch:
-        items = randint(self.min_items, shrink(self.min_items, self.max_items, difficulty), generator)
+    def training_ranges(self) -> dict[str, tuple[int, int]]:
+        return {"items": (self.min_items, self.max_items)}
+
+    def _batch(self, batch_size: int, generator: torch.Generator | None, items: int) -> Batch:
         return associative_recall_batch(batch_size, items, generator, self.item_length)[0]

@@ -74,8 +74,10 @@ class Task(ABC):
     """A generator of random episodes for one of the paper's tasks.
 
     Subclasses set ``name``, ``input_size`` and ``output_size`` and implement ``sample`` (fixed
-    or random problem size, for training and for generalisation tests) and ``sample_train``
-    (the training distribution, optionally shrunk by a curriculum).
+    or random problem size, for training and for generalisation tests). The training
+    distribution (``sample_train``) is shared: a subclass names its size parameters' training
+    ranges (``training_ranges``) and builds a batch of given sizes (``_batch``); a task whose
+    training distribution is not "each size uniform in its range" overrides ``sample_train``.
     """
 
     name: str
@@ -86,11 +88,30 @@ class Task(ABC):
     def sample(self, batch_size: int, generator: torch.Generator | None = None, **size) -> Batch:
         """Draw a batch; keyword arguments fix the problem size (see each task)."""
 
-    @abstractmethod
+    def training_ranges(self) -> dict[str, tuple[int, int]]:
+        """Each size parameter's training range ``(low, high)``, in the order they are drawn."""
+        raise NotImplementedError(f"{type(self).__name__} does not define training_ranges")
+
+    def _batch(self, batch_size: int, generator: torch.Generator | None, **size: int) -> Batch:
+        """A batch with every size parameter given."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _batch")
+
+    def draw_sizes(
+        self, generator: torch.Generator | None, difficulty: float = 1.0, **given: int | None
+    ) -> dict[str, int]:
+        """The sizes of one batch: those ``given`` (not None) as they are, the others uniform in
+        their training range with its upper bound shrunk by ``difficulty`` (see :func:`shrink`)."""
+        sizes = {}
+        for name, (low, high) in self.training_ranges().items():
+            value = given.get(name)
+            sizes[name] = randint(low, shrink(low, high, difficulty), generator) if value is None else value
+        return sizes
+
     def sample_train(
         self, batch_size: int, generator: torch.Generator | None = None, difficulty: float = 1.0
     ) -> Batch:
         """Draw a batch from the training distribution (``difficulty`` < 1: curriculum)."""
+        return self._batch(batch_size, generator, **self.draw_sizes(generator, difficulty))
 
     #: the names of the keyword arguments ``sample`` accepts (``length``, ``repeats``, ``items``)
     size_parameters: tuple[str, ...] = ()

@@ -27,9 +27,7 @@ from neural_memory.tasks.base import (
     Task,
     check_batch_size,
     check_range,
-    randint,
     random_bits,
-    shrink,
 )
 
 WIDTH = 8  # bits per vector
@@ -70,12 +68,10 @@ class CopyTask(Task):
         self, batch_size: int, generator: torch.Generator | None = None, length: int | None = None
     ) -> Batch:
         """A batch with ``length`` vectors per sequence (random in the training range if None)."""
-        if length is None:
-            length = randint(self.min_length, self.max_length, generator)
-        return copy_batch(batch_size, length, generator)
+        return self._batch(batch_size, generator, **self.draw_sizes(generator, length=length))
 
-    def sample_train(
-        self, batch_size: int, generator: torch.Generator | None = None, difficulty: float = 1.0
-    ) -> Batch:
-        high = shrink(self.min_length, self.max_length, difficulty)
-        return copy_batch(batch_size, randint(self.min_length, high, generator), generator)
+    def training_ranges(self) -> dict[str, tuple[int, int]]:
+        return {"length": (self.min_length, self.max_length)}
+
+    def _batch(self, batch_size: int, generator: torch.Generator | None, length: int) -> Batch:
+        return copy_batch(batch_size, length, generator)

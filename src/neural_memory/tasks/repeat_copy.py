@@ -44,9 +44,7 @@ from neural_memory.tasks.base import (
     Task,
     check_batch_size,
     check_range,
-    randint,
     random_bits,
-    shrink,
 )
 
 WIDTH = 8  # bits per vector
@@ -115,7 +113,9 @@ class RepeatCopyTask(Task):
         mean, std = self.count_normalisation
         return (repeats - mean) / std
 
-    def _batch(self, batch_size, generator, length, repeats) -> Batch:
+    def _batch(
+        self, batch_size: int, generator: torch.Generator | None, length: int, repeats: int
+    ) -> Batch:
         mean, std = self.count_normalisation
         return repeat_copy_batch(batch_size, length, repeats, generator, mean, std)
 
@@ -127,16 +127,9 @@ class RepeatCopyTask(Task):
         repeats: int | None = None,
     ) -> Batch:
         """A batch with the given ``length`` and ``repeats`` (random in the training range if None)."""
-        if length is None:
-            length = randint(self.min_length, self.max_length, generator)
-        if repeats is None:
-            repeats = randint(self.min_repeats, self.max_repeats, generator)
-        return self._batch(batch_size, generator, length, repeats)
+        sizes = self.draw_sizes(generator, length=length, repeats=repeats)
+        return self._batch(batch_size, generator, **sizes)
 
-    def sample_train(
-        self, batch_size: int, generator: torch.Generator | None = None, difficulty: float = 1.0
-    ) -> Batch:
-        length = randint(self.min_length, shrink(self.min_length, self.max_length, difficulty), generator)
-        high = shrink(self.min_repeats, self.max_repeats, difficulty)
-        repeats = randint(self.min_repeats, high, generator)
-        return self._batch(batch_size, generator, length, repeats)
+    def training_ranges(self) -> dict[str, tuple[int, int]]:
+        return {"length": (self.min_length, self.max_length),
+                "repeats": (self.min_repeats, self.max_repeats)}

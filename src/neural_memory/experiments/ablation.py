@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -47,8 +46,13 @@ from typing import Any
 import torch
 
 import neural_memory
-from neural_memory.checkpoint import atomic_write_text, read_csv, write_csv
-from neural_memory.experiments.common import code_version, machine_description
+from neural_memory.checkpoint import write_csv
+from neural_memory.experiments.common import (
+    code_version,
+    load_summary,
+    machine_description,
+    run_missing,
+)
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.tasks import get_task
 from neural_memory.training import (
@@ -230,45 +234,23 @@ def _header(seeds: list[int], budget: int, command: str) -> dict[str, Any]:
 def run_all(seeds: list[int], budget: int, out_dir: str | Path, command: str,
             variants: list[str] | None = None) -> dict[str, Any]:
     """Run every (seed, variant) not yet in ``out_dir/summary.json``, seeds outermost."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    runs = summary.get("runs", {})
-    if runs and summary.get("budget_sequences") != budget:
-        raise ValueError(f"{summary_path} holds runs with a budget of "
-                         f"{summary.get('budget_sequences')} sequences, not {budget}; use another --out")
-    all_seeds = sorted(set(summary.get("seeds", [])) | set(seeds))
-    summary = {**_header(all_seeds, budget, command), "runs": runs}
-    for seed in seeds:
-        for v in VARIANTS:
-            if variants is not None and v.name not in variants:
-                continue
-            key = run_name(v.name, seed)
-            if key in runs and (out / f"{key}.csv").exists():
-                continue
-            result = run_one(v, seed, out, sequences=budget)
-            runs[key] = {k: val for k, val in result.items() if k != "rows"}
-            summary["runs"] = dict(sorted(runs.items()))
-            atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
-            print(f"{key:32s} cost {result['eval_cost_bits']:8.3f}  errors "
-                  f"{result['eval_bit_errors']:7.3f}  {result['wall_seconds']:6.1f}s", flush=True)
-    return summary
+
+    def job(v: Variant, seed: int) -> dict[str, Any]:
+        result = run_one(v, seed, out_dir, sequences=budget)
+        return {k: val for k, val in result.items() if k != "rows"}
+
+    jobs = ((run_name(v.name, seed), lambda v=v, seed=seed: job(v, seed))
+            for seed in seeds for v in VARIANTS if variants is None or v.name in variants)
+    return run_missing(
+        out_dir, budget, seeds, lambda all_seeds: _header(all_seeds, budget, command), jobs,
+        lambda key, r: f"{key:32s} cost {r['eval_cost_bits']:8.3f}  errors "
+                       f"{r['eval_bit_errors']:7.3f}  {r['wall_seconds']:6.1f}s",
+    )
 
 
 def load_results(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
     """The stored ablation: ``(summary, curves)`` where ``curves[run]`` is the run's log rows."""
-    out = Path(out_dir)
-    summary_path = out / "summary.json"
-    if not summary_path.exists():
-        raise FileNotFoundError(f"no ablation results in {out} (expected {summary_path}); run "
-                                "python -m neural_memory.experiments.ablation")
-    summary = json.loads(summary_path.read_text())
-    curves = {}
-    for key in summary["runs"]:
-        rows = read_csv(out / f"{key}.csv")
-        curves[key] = [{c: float(r[c]) for c in LOG_COLUMNS} for r in rows]
-    return summary, curves
+    return load_summary(out_dir, "python -m neural_memory.experiments.ablation")
 
 
 def summarise(summary: dict[str, Any]) -> list[dict[str, Any]]:

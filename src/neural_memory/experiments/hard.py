@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -48,11 +47,16 @@ from typing import Any
 import torch
 
 import neural_memory
-from neural_memory.checkpoint import atomic_write_text, load_checkpoint, read_csv
-from neural_memory.experiments.common import code_version, machine_description
+from neural_memory.checkpoint import load_checkpoint
+from neural_memory.experiments.common import (
+    code_version,
+    load_summary,
+    machine_description,
+    run_missing,
+)
 from neural_memory.ntm import NTM, NTMConfig, entropy_bits
 from neural_memory.tasks import get_task
-from neural_memory.training import LOG_COLUMNS, TrainConfig, evaluate_model, run_training
+from neural_memory.training import TrainConfig, evaluate_model, run_training
 
 __all__ = [
     "CONVERGED_BELOW",
@@ -232,47 +236,22 @@ def run_all(task: str, seeds: list[int], out_dir: str | Path, work_dir: str | Pa
             budget: int | None = None, eval_sequences: int = 512) -> dict[str, Any]:
     """Run every (seed, variant) not yet in ``<out>/<task>/summary.json``, seeds outermost."""
     budget = _setup(task).sequences if budget is None else budget
-    out = Path(out_dir) / task
-    out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    runs = summary.get("runs", {})
-    if runs and summary.get("budget_sequences") != budget:
-        raise ValueError(f"{summary_path} holds runs with a budget of "
-                         f"{summary.get('budget_sequences')} sequences, not {budget}; use another --out")
-    all_seeds = sorted(set(summary.get("seeds", [])) | set(seeds))
-    summary = {**_header(task, all_seeds, budget, command), "runs": runs}
-    for seed in seeds:
-        for v in VARIANTS:
-            if variants is not None and v.name not in variants:
-                continue
-            key = run_key(v.name, seed)
-            if key in runs and (out / f"{key}.csv").exists():
-                continue
-            result = run_one(task, v, seed, out_dir, work_dir,
-                             sequences=None if budget == _setup(task).sequences else budget,
-                             export=True, eval_sequences=eval_sequences)
-            runs[key] = result
-            summary["runs"] = dict(sorted(runs.items()))
-            atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
-            print(f"{task} {key:24s} errors {result['eval_bit_errors']:8.3f}  "
-                  f"{result['wall_seconds']:7.1f}s", flush=True)
-    return summary
+    sequences = None if budget == _setup(task).sequences else budget
+    jobs = (
+        (run_key(v.name, seed),
+         lambda v=v, seed=seed: run_one(task, v, seed, out_dir, work_dir, sequences=sequences,
+                                        export=True, eval_sequences=eval_sequences))
+        for seed in seeds for v in VARIANTS if variants is None or v.name in variants
+    )
+    return run_missing(
+        Path(out_dir) / task, budget, seeds, lambda all_seeds: _header(task, all_seeds, budget, command),
+        jobs, lambda key, r: f"{task} {key:24s} errors {r['eval_bit_errors']:8.3f}  {r['wall_seconds']:7.1f}s",
+    )
 
 
 def load_results(out_dir: str | Path, task: str) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
     """The stored runs of one task: ``(summary, curves)``, ``curves[run]`` its log rows."""
-    out = Path(out_dir) / task
-    summary_path = out / "summary.json"
-    if not summary_path.exists():
-        raise FileNotFoundError(f"no Part IV results in {out} (expected {summary_path}); run "
-                                f"python -m neural_memory.experiments.hard --task {task}")
-    summary = json.loads(summary_path.read_text())
-    curves = {}
-    for key in summary["runs"]:
-        rows = read_csv(out / f"{key}.csv")
-        curves[key] = [{c: float(r[c]) for c in LOG_COLUMNS} for r in rows]
-    return summary, curves
+    return load_summary(Path(out_dir) / task, f"python -m neural_memory.experiments.hard --task {task}")
 
 
 def load_model(out_dir: str | Path, task: str, variant: str, seed: int = 0) -> NTM:

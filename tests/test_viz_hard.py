@@ -182,16 +182,33 @@ def test_heatmap_grid_one_column_per_variant():
         viz.heatmap_grid({})
 
 
-def test_rows_used_and_cropped_heat_maps():
-    trace = _trace(rows=5)
-    trace.read_weights = torch.zeros_like(trace.read_weights)
-    trace.read_weights[..., 0] = 1.0
-    trace.write_weights = torch.zeros_like(trace.write_weights)
-    trace.write_weights[0, 2, 0, 2] = 1.0  # row 2 at step 2
-    trace.write_weights[0, 3, 0, 4] = 0.005  # below the threshold
-    assert viz.rows_used({"a": trace}) == 3
-    assert viz.rows_used({"a": trace}, threshold=0.001) == 5
-    axes = viz.heatmap_grid({"a": trace}, rows=3)
+def _one_hot_trace(write_rows, read_rows, n=8):
+    """A trace whose heads use exactly the given rows, one per step."""
+    def weights(rows):
+        return torch.nn.functional.one_hot(torch.tensor(rows), n).float()[None, :, None]  # (1, T, 1, N)
+    return SimpleNamespace(write_weights=weights(write_rows), read_weights=weights(read_rows))
+
+
+def test_used_rows_goes_round_the_memory():
+    forward = _one_hot_trace([0, 1, 2], [0, 1, 2])
+    assert viz.used_rows({"a": forward}) == (0, 3)
+    backward = _one_hot_trace([0, 7, 6], [0, 7, 6])  # heads stepping backwards from row 0
+    assert viz.used_rows({"a": backward}) == (6, 3)
+    assert viz.used_rows({"a": forward, "b": backward}) == (6, 5)  # rows 6, 7, 0, 1, 2
+    assert viz.used_rows({"a": _one_hot_trace([3, 3], [3, 3])}) == (3, 1)
+    faint = _one_hot_trace([0], [0])
+    faint.write_weights[0, 0, 0, 5] = 0.005  # below the threshold
+    assert viz.used_rows({"a": faint}) == (0, 1)
+    assert viz.used_rows({"a": faint}, threshold=0.001) == (5, 4)  # 5, 6, 7, 0
+
+
+def test_heatmap_grid_crops_round_the_memory_with_true_row_labels():
+    trace = _one_hot_trace([0, 7, 6], [6, 7, 0])
+    axes = viz.heatmap_grid({"a": trace}, rows=(6, 3))
+    image = axes[0, 0].images[0].get_array()  # (N, T), rolled so that row 6 is drawn first
+    assert image[0].tolist() == [0.0, 0.0, 1.0] and image[2].tolist() == [1.0, 0.0, 0.0]
     assert axes[0, 0].get_ylim() == (2.5, -0.5)
-    with pytest.raises(ValueError, match="rows"):
-        viz.heatmap_grid({"a": trace}, rows=0)
+    formatter = axes[0, 0].yaxis.get_major_formatter()
+    assert [formatter(y, None) for y in (0, 1, 2)] == ["6", "7", "0"]
+    with pytest.raises(ValueError, match="rows must be"):
+        viz.heatmap_grid({"a": trace}, rows=(0, 0))

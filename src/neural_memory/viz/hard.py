@@ -18,8 +18,8 @@ one-hot sample $\mathbf{h}_t$; the *entropy* of a weighting, $H(\mathbf{w}) = -\
   step of one episode.
 * :func:`heatmap_grid` -- write and read weightings of one episode, one column per variant, with
   :func:`neural_memory.viz.tasks.head_heatmaps`; :func:`pre_hard_weights` gives the soft
-  weightings before hardening in the same form, and :func:`rows_used` how many memory rows
-  the heads of an episode used (to crop the heat maps).
+  weightings before hardening in the same form, and :func:`used_rows` the memory rows the
+  heads of an episode used (to crop the heat maps).
 
 The summary functions take the ``(summary, curves)`` pair of
 :func:`neural_memory.experiments.hard.load_results` (plain dicts and lists: each run has
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from neural_memory.ntm.hard import entropy_bits
 from neural_memory.viz.ablation import Curves, _runs_of, _variants
@@ -51,8 +52,8 @@ __all__ = [
     "gradient_per_step",
     "heatmap_grid",
     "pre_hard_weights",
-    "rows_used",
     "soft_vs_hard",
+    "used_rows",
     "variant_colour",
     "variant_curves",
 ]
@@ -314,17 +315,28 @@ def entropy_over_time(
     return axes
 
 
-def rows_used(traces: Mapping[str, Any], index: int = 0, threshold: float = 0.01) -> int:
-    """One more than the last memory row that any read or write weighting of episode ``index``
-    gives at least ``threshold`` weight to, in any of ``traces`` (at least 1)."""
-    last = 0
+def used_rows(traces: Mapping[str, Any], index: int = 0, threshold: float = 0.01) -> tuple[int, int]:
+    """The shortest run of memory rows, going round the memory (row ``N - 1`` is next to row 0,
+    as for the NTM's shifts), that holds every row some read or write weighting of episode
+    ``index`` gives at least ``threshold`` weight to, in any of ``traces``; returned as
+    ``(first row, number of rows)``. ``(0, N)`` when nothing reaches the threshold."""
+    if not traces:
+        raise ValueError("used_rows needs at least one trace")
+    hit = None
     for trace in traces.values():
         for name in ("write_weights", "read_weights"):
             w = _one_episode(getattr(trace, name), name, index, 3)  # (T, heads, N)
-            hit = (w >= threshold).any(dim=0).any(dim=0).nonzero().flatten()  # rows used
-            if len(hit):
-                last = max(last, int(hit.max()) + 1)
-    return max(last, 1)
+            rows = (w >= threshold).flatten(0, 1).any(dim=0)  # (N,)
+            hit = rows if hit is None else hit | rows
+    n = hit.numel()
+    idx = hit.nonzero().flatten().tolist()
+    if not idx:
+        return 0, n
+    if len(idx) == 1:
+        return idx[0], 1
+    gaps = [((idx[(i + 1) % len(idx)] - idx[i]) % n, i) for i in range(len(idx))]  # to the next used row
+    gap, i = max(gaps)
+    return idx[(i + 1) % len(idx)], n - gap + 1
 
 
 def heatmap_grid(
@@ -333,16 +345,24 @@ def heatmap_grid(
     head: int = 0,
     mask: torch.Tensor | None = None,
     axes: np.ndarray | None = None,
-    rows: int | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Write (top row) and read (bottom row) weightings of one episode, one column per trace
     (labelled by its key), each drawn by :func:`~neural_memory.viz.tasks.head_heatmaps`.
-    ``mask`` marks the answer phase with dashed lines; ``rows`` shows only memory rows
-    ``0 .. rows - 1`` (e.g. :func:`rows_used`). Returns the ``(2, len(traces))`` axes."""
+    ``mask`` marks the answer phase with dashed lines. ``rows = (first, count)`` (e.g. from
+    :func:`used_rows`) draws only ``count`` memory rows from ``first`` on, going round the
+    memory, with the true row numbers on the axis. Returns the ``(2, len(traces))`` axes."""
     if not traces:
         raise ValueError("heatmap_grid needs at least one trace")
-    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 1):
-        raise ValueError(f"rows must be None or an integer >= 1; got {rows!r}")
+    n = next(iter(traces.values())).write_weights.shape[-1]
+    if rows is not None:
+        first, count = rows
+        if not (0 <= first < n and 1 <= count <= n):
+            raise ValueError(f"rows must be (first, count) with 0 <= first < {n} and 1 <= count <= {n}; "
+                             f"got {rows!r}")
+        traces = {k: SimpleNamespace(write_weights=torch.roll(t.write_weights, -first, dims=-1),
+                                     read_weights=torch.roll(t.read_weights, -first, dims=-1))
+                  for k, t in traces.items()}  # row `first` drawn at the top
     cols = len(traces)
     if axes is None:
         _, axes = new_axes(cols, 2, width=2.7, height=2.3, sharex=True, sharey=True)
@@ -359,6 +379,8 @@ def heatmap_grid(
         axes[0, j].set_xlabel("")
         if rows is not None:
             for ax in axes[:, j]:
-                ax.set_ylim(rows - 0.5, -0.5)  # rows down, row 0 on top
+                ax.set_ylim(count - 0.5, -0.5)  # row `first` on top, going down
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _, f=first: f"{(round(y) + f) % n}"))
     return axes
 

@@ -114,7 +114,8 @@ def test_generalisation_by_variant_has_a_dot_per_seed_and_the_mean():
 
 def test_entropy_by_variant_draws_four_bars_per_variant():
     summary, _ = synthetic()
-    ax = viz.entropy_by_variant(summary, max_bits=7.0)
+    ax = viz.entropy_by_variant(summary, max_bits=7.0, title="all steps")
+    assert ax.get_title() == "all steps"
     assert len(ax.patches) == 4 * 2
     heights = sorted(p.get_height() for p in ax.patches)
     assert heights == pytest.approx(sorted([0.1, 0.1, 1.0, 1.0, 2.0, 3.0, 3.0, 3.0]))
@@ -212,3 +213,20 @@ def test_heatmap_grid_crops_round_the_memory_with_true_row_labels():
     assert [formatter(y, None) for y in (0, 1, 2)] == ["6", "7", "0"]
     with pytest.raises(ValueError, match="rows must be"):
         viz.heatmap_grid({"a": trace}, rows=(0, 0))
+
+
+def test_phase_entropy_splits_the_steps_by_the_mask():
+    read = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]])  # 1, 2, 0 bits
+    write = torch.nn.functional.one_hot(torch.tensor([0, 1, 2]), 4).float()  # (T, N)
+    soft_write = torch.full((3, 4), 0.25)  # 2 bits each, before hardening
+    trace = SimpleNamespace(read_weights=read[None, :, None], write_weights=write[None, :, None],
+                            stages=SimpleNamespace(sharpened=torch.stack([read, soft_write], 1)[None]))
+    mask = torch.tensor([[0, 1, 1]])
+    answer = viz.phase_entropy(trace, mask)
+    assert answer == pytest.approx({"read": 1.0, "write": 0.0, "read_soft": 1.0, "write_soft": 2.0})
+    assert viz.phase_entropy(trace, mask, answer=False)["read"] == pytest.approx(1.0)
+    assert set(answer) == set(viz.ENTROPY_KINDS)
+    with pytest.raises(ValueError, match="no answer steps"):
+        viz.phase_entropy(trace, torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="shape"):
+        viz.phase_entropy(trace, torch.ones(3))

@@ -14,6 +14,8 @@ one-hot sample $\mathbf{h}_t$; the *entropy* of a weighting, $H(\mathbf{w}) = -\
   beyond training, a dot per seed and a line through the mean of each variant.
 * :func:`entropy_by_variant` -- the entropy of the read and write weightings each variant used,
   and of the soft weighting before it was made one-hot, a dot per seed and a bar at the mean.
+* :func:`phase_entropy` -- the mean entropies of a trace in the answer phase only (or outside
+  it), in the schema of a run's scores.
 * :func:`entropy_over_time` -- the entropy of each variant's read and write weightings at every
   step of one episode.
 * :func:`heatmap_grid` -- write and read weightings of one episode, one column per variant, with
@@ -51,6 +53,7 @@ __all__ = [
     "generalisation_by_variant",
     "gradient_per_step",
     "heatmap_grid",
+    "phase_entropy",
     "pre_hard_weights",
     "soft_vs_hard",
     "used_rows",
@@ -233,6 +236,7 @@ def entropy_by_variant(
     variants: Sequence[str] | None = None,
     ax: Axes | None = None,
     max_bits: float | None = None,
+    title: str | None = None,
 ) -> Axes:
     """Mean entropy per step (bits) of the weightings each variant used and of the soft ones
     before hardening (:data:`ENTROPY_KINDS`): a bar at the mean over seeds, a dot per seed.
@@ -256,6 +260,8 @@ def entropy_by_variant(
                     xytext=(2, 2), textcoords="offset points", fontsize=8)
     ax.set_xticks(range(len(names)), [_label(n) for n in names])
     ax.set_ylabel("entropy per step (bits)")
+    if title:
+        ax.set_title(title)
     ax.grid(axis="x", visible=False)
     ax.legend(fontsize=7, loc="upper right")
     return ax
@@ -277,6 +283,28 @@ def pre_hard_weights(trace: Any) -> SimpleNamespace:
         raise ValueError(f"the trace has {soft.shape[2]} heads in its stages but "
                          f"{r} + {trace.write_weights.shape[2]} read + write weightings")
     return SimpleNamespace(read_weights=soft[:, :, :r], write_weights=soft[:, :, r:])
+
+
+def phase_entropy(trace: Any, mask: torch.Tensor, answer: bool = True) -> dict[str, float]:
+    """Mean entropy (bits) per head and step of a trace's weightings over the steps of the
+    answer phase (``mask`` ``(B, T)`` is 1; ``answer=False``: the other steps), for the keys of
+    :data:`ENTROPY_KINDS`: ``read``/``write`` the weightings used, ``*_soft`` those before
+    hardening. The same schema as a run's ``entropy_bits``, so the result can stand in for it
+    in :func:`entropy_by_variant`."""
+    soft = pre_hard_weights(trace)
+    m = torch.as_tensor(mask).bool()
+    if m.shape != trace.read_weights.shape[:2]:
+        raise ValueError(f"mask must have shape (B, T) = {tuple(trace.read_weights.shape[:2])}; "
+                         f"got {tuple(m.shape)}")
+    steps = m if answer else ~m  # (B, T)
+    if not steps.any():
+        raise ValueError(f"the mask selects no {'answer' if answer else 'input'} steps")
+    out = {}
+    for kind, w in (("read", trace.read_weights), ("write", trace.write_weights),
+                    ("read_soft", soft.read_weights), ("write_soft", soft.write_weights)):
+        h = entropy_bits(w.double())  # (B, T, heads)
+        out[kind] = float(h[steps].mean())
+    return out
 
 
 def entropy_over_time(

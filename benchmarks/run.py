@@ -127,7 +127,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
         result["model_overrides"] = overrides
-        records = [run_seed(seed, recipe, settings, overrides) for seed in range(seeds)]
+        records = []
+        for seed in range(seeds):
+            records.append(run_seed(seed, recipe, settings, overrides))
+            partial = {**result, "convergence": {"summary": summarise(records, settings),
+                                                 "seeds": records, "partial": True}}
+            out.parent.mkdir(parents=True, exist_ok=True)  # kept if the run is stopped early
+            out.write_text(json.dumps(partial, indent=1) + "\n")
         summary = summarise(records, settings)
         result["convergence"] = {"summary": summary, "seeds": records, "load_after": load()}
         print(f"{'seed':>5} {'converged':>9} {'sequences':>10} {'seconds':>8} {'worst after':>12} "

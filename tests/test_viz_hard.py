@@ -230,3 +230,13 @@ def test_phase_entropy_splits_the_steps_by_the_mask():
         viz.phase_entropy(trace, torch.zeros(1, 3))
     with pytest.raises(ValueError, match="shape"):
         viz.phase_entropy(trace, torch.ones(3))
+
+
+def test_curves_by_variant_is_one_row_of_panels_in_thousands():
+    summary, curves = synthetic()
+    axes = viz.curves_by_variant(summary, curves)
+    assert axes.shape == (1, 2)
+    assert len(axes[0, 0].get_lines()) == 3  # soft's own seeds
+    assert len(axes[0, 1].get_lines()) == 3 + 3  # hard_both's seeds over soft's in grey
+    assert axes[0, 1].xaxis.get_major_formatter()(4000, None) == "4"
+    assert "soft seeds" in axes[0, 0].figure._suptitle.get_text()

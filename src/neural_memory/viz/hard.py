@@ -8,6 +8,8 @@ one-hot sample $\mathbf{h}_t$; the *entropy* of a weighting, $H(\mathbf{w}) = -\
   row was drawn next to its weight (the Gumbel-max trick).
 * :func:`gradient_per_step` -- the size of the gradient reaching each time step's input, one
   line per machine, with the steps where it is not finite marked.
+* :func:`curves_by_variant` -- :func:`neural_memory.viz.ablation.ablation_curves` in one row
+  (a panel per variant, a line per seed, over the soft seeds in grey).
 * :func:`variant_curves` -- learning curves of several variants on one axes: a thin line per
   seed and a thick line at the median over seeds.
 * :func:`generalisation_by_variant` -- a score (the bit error rate by default) at each size
@@ -41,13 +43,14 @@ from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from neural_memory.ntm.hard import entropy_bits
-from neural_memory.viz.ablation import Curves, _runs_of, _variants
+from neural_memory.viz.ablation import Curves, _runs_of, _variants, ablation_curves
 from neural_memory.viz.common import PALETTE, bar_weights, new_axes
 from neural_memory.viz.gumbel import plot_probs_vs_frequencies
 from neural_memory.viz.tasks import _one_episode, head_heatmaps
 
 __all__ = [
     "ENTROPY_KINDS",
+    "curves_by_variant",
     "entropy_by_variant",
     "entropy_over_time",
     "generalisation_by_variant",
@@ -186,6 +189,20 @@ def variant_curves(
     ax.set_title(title or "thin: each seed; thick: median over seeds")
     ax.legend(fontsize=8)
     return ax
+
+
+def curves_by_variant(summary: Mapping[str, Any], curves: Curves, baseline: str = "soft",
+                      variants: Sequence[str] | None = None) -> np.ndarray:
+    """One panel per variant, a line per seed, over the ``baseline`` variant's seeds in grey:
+    :func:`neural_memory.viz.ablation.ablation_curves` in one row, sequences in thousands."""
+    names = _variants(summary, variants)
+    axes = ablation_curves(summary, curves, variants=names, baseline=baseline, ncols=len(names))
+    for ax in np.asarray(axes).ravel():
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x / 1000:g}"))
+    for ax in np.asarray(axes)[-1, :]:
+        ax.set_xlabel("sequences (thousands)")
+    axes[0, 0].figure.suptitle(f"training cost per seed (grey: the {_label(baseline)} seeds)", fontsize=10)
+    return axes
 
 
 def _beyond_sizes(summary: Mapping[str, Any]) -> tuple[str, list[int]]:

@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="timing per measurement")
     parser.add_argument("--compiled", action="store_true", help="also time NTM.compile_step()")
     parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--seed-list", type=int, nargs="+", default=None,
+                        help="convergence: these seeds instead of 0 .. --seeds - 1 (to split a run)")
     parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
     parser.add_argument("--row0-weights", action="store_true",
@@ -123,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = ConvergenceSettings(max_seconds=args.max_seconds or (60.0 if args.quick else 150.0))
         if args.quick:
             settings = ConvergenceSettings(max_seconds=settings.max_seconds, extend=1.5, eval_sequences=64)
-        print(f"\ntime to converge on copy, recipe {args.recipe!r}: {seeds} seeds, budget "
+        print(f"\ntime to converge on copy, recipe {args.recipe!r}: "
+              f"{len(args.seed_list) if args.seed_list else seeds} seeds, budget "
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
         result["model_overrides"] = overrides
         records = []
-        for seed in range(seeds):
+        for seed in args.seed_list or range(seeds):
             records.append(run_seed(seed, recipe, settings, overrides))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}

@@ -31,7 +31,8 @@ Runs already in the summary are skipped, so an interrupted command resumes.
 Reproduce the stored results::
 
     python -m neural_memory.experiments.hard --task copy --seeds 0 1 2
-    python -m neural_memory.experiments.hard --task associative_recall --seeds 0 1
+    python -m neural_memory.experiments.hard --task associative_recall --seeds 0 1 \
+        --variants soft hard_read hard_write hard_both
 """
 
 from __future__ import annotations

@@ -227,3 +227,22 @@ def test_the_experiment_runs_scores_and_reloads(tmp_path):
     again = experiment.run_all("copy", [0], tmp_path / "out", tmp_path / "work", "test",
                                variants=["soft", "hard_both"], budget=64, eval_sequences=8)  # nothing left to run
     assert again["runs"] == summary["runs"]
+
+
+@pytest.mark.parametrize("task_name", ["copy", "repeat_copy", "associative_recall", "priority_sort"])
+def test_hard_heads_work_on_every_task(task_name):
+    from neural_memory.tasks import get_task
+    from neural_memory.training import model_config_for
+
+    task = get_task(task_name)
+    config = dataclasses.replace(model_config_for(task, "ntm", "tiny"), hard_addressing="both",
+                                 memory_init_value=0.01)
+    torch.manual_seed(0)
+    model = NTM(config)
+    x, y, mask = task.sample(2, torch.Generator().manual_seed(0))
+    logits, trace = model(x, return_trace=True)
+    _assert_one_hot(trace.read_weights)
+    _assert_one_hot(trace.write_weights)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+    (loss.mean(-1) * mask).sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)

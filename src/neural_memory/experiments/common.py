@@ -19,13 +19,17 @@ __all__ = ["code_version", "load_summary", "machine_description", "run_missing"]
 
 
 def code_version() -> str:
-    """The short git commit of the checkout the code runs from, or ``"unknown"``."""
+    """The short git commit of the checkout the code runs from, with ``+uncommitted`` when the
+    package's source differs from it, or ``"unknown"`` outside a git checkout."""
+    here = Path(__file__).parent
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True, cwd=Path(__file__).parent)
-        return out.stdout.strip()
+                             text=True, check=True, cwd=here)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", str(here.parent)],
+                               capture_output=True, text=True, check=True, cwd=here)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return out.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
 
 def machine_description() -> str:

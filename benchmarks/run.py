@@ -20,7 +20,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="convergence: these seeds instead of 0 .. --seeds - 1 (to split a run)")
     parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
+    parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a numeric field of the recipe, e.g. lr_drop_factor=0.3")
     parser.add_argument("--row0-weights", action="store_true",
                         help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
     parser.add_argument("--out", type=Path, default=None)
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
     out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
     recipe = get_recipe(args.recipe)
+    for item in args.recipe_set:
+        name, _, value = item.partition("=")
+        if name not in asdict(recipe) or not value:
+            raise SystemExit(f"--recipe-set expects FIELD=VALUE with a TrainConfig field, got {item!r}")
+        recipe = replace(recipe, **{name: type(getattr(recipe, name) or 0.0)(value)})
     result: dict = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
                     "recipe": asdict(recipe), "quick": args.quick,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -55,7 +55,8 @@ from neural_memory.experiments.common import (
     machine_description,
     run_missing,
 )
-from neural_memory.ntm import NTM, NTMConfig, entropy_bits
+from neural_memory.ntm import NTM, NTMConfig
+from neural_memory.ntm.hard import trace_entropy
 from neural_memory.tasks import get_task
 from neural_memory.training import TrainConfig, evaluate_model, run_training
 
@@ -154,14 +155,7 @@ def weighting_entropy(model: NTM, inputs: torch.Tensor) -> dict[str, float]:
     model.eval()
     with torch.no_grad():
         _, trace = model(inputs, return_trace=True)
-    r = model.config.read_heads
-    soft = trace.stages.sharpened  # (B, T, H, N)
-    return {
-        "read": float(entropy_bits(trace.read_weights).mean()),
-        "write": float(entropy_bits(trace.write_weights).mean()),
-        "read_soft": float(entropy_bits(soft[:, :, :r]).mean()),
-        "write_soft": float(entropy_bits(soft[:, :, r:]).mean()),
-    }
+    return trace_entropy(trace)
 
 
 def run_key(variant: str, seed: int) -> str:

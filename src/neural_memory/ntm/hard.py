@@ -22,7 +22,8 @@ head reads or writes with, and what the next step's interpolation (eq. 7) takes 
 $\mathbf{w}_{t-1}$.
 
 :func:`harden` is the operation; :func:`entropy_bits` measures how sharp a weighting is
-(0 bits for one row, $\log_2 N$ for uniform); :data:`HARD_ADDRESSING` names which heads are
+(0 bits for one row, $\log_2 N$ for uniform), and :func:`trace_entropy` does so for every head
+of a forward pass; :data:`HARD_ADDRESSING` names which heads are
 hard in :class:`~neural_memory.ntm.model.NTMConfig`.
 """
 
@@ -35,7 +36,7 @@ from torch import Tensor
 
 from neural_memory.gumbel import one_hot_argmax, sample_gumbel, straight_through, validate_tau
 
-__all__ = ["HARD_ADDRESSING", "check_mix", "entropy_bits", "harden"]
+__all__ = ["HARD_ADDRESSING", "check_mix", "entropy_bits", "harden", "trace_entropy"]
 
 #: Which heads are hard: none (the NTM of Graves et al.), read heads, write heads, or both.
 HARD_ADDRESSING = ("none", "read", "write", "both")
@@ -95,3 +96,22 @@ def entropy_bits(w: Tensor) -> Tensor:
         raise ValueError(f"entropy_bits expects a floating-point weighting (..., N); got {w.dtype}")
     logs = torch.log(w.clamp_min(torch.finfo(w.dtype).tiny))
     return -(w * logs).sum(dim=-1) / math.log(2.0)
+
+
+def trace_entropy(trace, steps: Tensor | None = None) -> dict[str, float]:
+    """Mean entropy (bits per head and step, in float64) of the weightings in an
+    :class:`~neural_memory.ntm.model.NTMTrace`: ``read``/``write`` for the weightings the heads
+    used (one-hot for hard heads), ``read_soft``/``write_soft`` for the soft weightings before
+    hardening (``trace.stages.sharpened``; the same for soft heads). ``steps`` (a ``(B, T)``
+    boolean mask) restricts the mean to those steps; None: every step."""
+    r, w = trace.read_weights.shape[2], trace.write_weights.shape[2]
+    soft = trace.stages.sharpened  # (B, T, H, N)
+    if soft.shape[2] != r + w:
+        raise ValueError(f"the trace has {soft.shape[2]} heads in its stages but {r} + {w} read + "
+                         f"write weightings")
+    out = {}
+    for kind, weights in (("read", trace.read_weights), ("write", trace.write_weights),
+                          ("read_soft", soft[:, :, :r]), ("write_soft", soft[:, :, r:])):
+        h = entropy_bits(weights.double())  # (B, T, heads)
+        out[kind] = float((h if steps is None else h[steps]).mean())
+    return out

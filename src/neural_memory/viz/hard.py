@@ -42,7 +42,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from neural_memory.ntm.hard import entropy_bits
+from neural_memory.ntm.hard import entropy_bits, trace_entropy
 from neural_memory.viz.ablation import Curves, _runs_of, _variants, ablation_curves
 from neural_memory.viz.common import PALETTE, bar_weights, new_axes
 from neural_memory.viz.gumbel import plot_probs_vs_frequencies
@@ -308,7 +308,7 @@ def phase_entropy(trace: Any, mask: torch.Tensor, answer: bool = True) -> dict[s
     :data:`ENTROPY_KINDS`: ``read``/``write`` the weightings used, ``*_soft`` those before
     hardening. The same schema as a run's ``entropy_bits``, so the result can stand in for it
     in :func:`entropy_by_variant`."""
-    soft = pre_hard_weights(trace)
+    pre_hard_weights(trace)  # a clear error for anything but an NTM trace
     m = torch.as_tensor(mask).bool()
     if m.shape != trace.read_weights.shape[:2]:
         raise ValueError(f"mask must have shape (B, T) = {tuple(trace.read_weights.shape[:2])}; "
@@ -316,12 +316,7 @@ def phase_entropy(trace: Any, mask: torch.Tensor, answer: bool = True) -> dict[s
     steps = m if answer else ~m  # (B, T)
     if not steps.any():
         raise ValueError(f"the mask selects no {'answer' if answer else 'input'} steps")
-    out = {}
-    for kind, w in (("read", trace.read_weights), ("write", trace.write_weights),
-                    ("read_soft", soft.read_weights), ("write_soft", soft.write_weights)):
-        h = entropy_bits(w.double())  # (B, T, heads)
-        out[kind] = float(h[steps].mean())
-    return out
+    return trace_entropy(trace, steps)
 
 
 def entropy_over_time(

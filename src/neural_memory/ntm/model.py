@@ -49,6 +49,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from neural_memory.gumbel import validate_tau
 from neural_memory.ntm.addressing import (
     AddressingStages,
     _address_stages_heads,
@@ -325,8 +326,7 @@ class NTM(nn.Module):
         :func:`neural_memory.training.hard_schedule_at`); it has no effect on a model whose
         ``hard_addressing`` is ``"none"``. Returns the model itself.
         """
-        harden(torch.full((1, 2), 0.5), tau=tau, mix=mix, training=False)  # validates both
-        self.hard_tau, self.hard_mix = float(tau), check_mix(mix)
+        self.hard_tau, self.hard_mix = float(validate_tau(tau)), check_mix(mix)
         return self
 
     # ------------------------------------------------------------------ initial state

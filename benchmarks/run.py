@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
 from throughput import eval_throughput, train_throughput  # noqa: E402
 
+from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
 
 #: The recipe the benchmarks train with: Part III's "fast-adam" (Adam 1e-3, batches of 32, the
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
     parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a numeric field of the recipe, e.g. lr_drop_factor=0.3")
+                        help="override a field of the recipe, e.g. lr_drop_factor=0.3")
     parser.add_argument("--row0-weights", action="store_true",
                         help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
     parser.add_argument("--out", type=Path, default=None)
@@ -109,11 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
     out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
     recipe = get_recipe(args.recipe)
-    for item in args.recipe_set:
-        name, _, value = item.partition("=")
-        if name not in asdict(recipe) or not value:
-            raise SystemExit(f"--recipe-set expects FIELD=VALUE with a TrainConfig field, got {item!r}")
-        recipe = replace(recipe, **{name: type(getattr(recipe, name) or 0.0)(value)})
+    recipe = replace(recipe, **parse_overrides(args.recipe_set, recipe, flag="--recipe-set"))
     result: dict = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
                     "recipe": asdict(recipe), "quick": args.quick,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}

@@ -90,18 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_overrides(items: Sequence[str], config) -> dict:
-    """``["field=value", ...]`` as typed overrides of a model config's fields."""
+def parse_overrides(items: Sequence[str], config, flag: str = "--set") -> dict:
+    """``["field=value", ...]`` as typed overrides of a config dataclass's fields (``flag``
+    names the command-line option in the errors)."""
     kinds = {f.name: f.type for f in fields(config)}
     out = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or name not in kinds:
-            raise SystemExit(f"--set expects FIELD=VALUE with FIELD one of {sorted(kinds)}, got {item!r}")
+            raise SystemExit(f"{flag} expects FIELD=VALUE with FIELD one of {sorted(kinds)}, got {item!r}")
         current = getattr(config, name)
         if isinstance(current, bool):
             if text.lower() not in ("true", "false"):
-                raise SystemExit(f"--set {name} expects true or false, got {text!r}")
+                raise SystemExit(f"{flag} {name} expects true or false, got {text!r}")
             out[name] = text.lower() == "true"
         elif isinstance(current, int):
             out[name] = int(text)

@@ -50,8 +50,10 @@ def run_seed(
     model_overrides: dict | None = None,
     log=print,
     progress: bool = False,
+    fused: bool = False,
 ) -> dict:
-    """Train one seed; returns its convergence record (see the module docstring)."""
+    """Train one seed; returns its convergence record (see the module docstring). ``fused``:
+    train with the fused C++ unroll (``NTM.use_fused``)."""
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(
@@ -60,6 +62,8 @@ def run_seed(
             **(model_overrides or {}),
         )
     )
+    if fused:
+        model.use_fused()
     optimizer = make_optimizer(model.parameters(), recipe)
     generator = torch.Generator().manual_seed(seed)
     batches_in_window = max(1, math.ceil(settings.window / recipe.batch_size))

@@ -19,7 +19,7 @@ def tables(result: dict) -> str:
         lines += ["| batch | mode | training (seq/s) | evaluation (seq/s) | load (1 min) |",
                   "|---:|---|---:|---:|---|"]
         for r in result["throughput"]:
-            lines.append(f"| {r['batch']} | {'compiled step' if r['compiled_step'] else 'eager'} | "
+            lines.append(f"| {r['batch']} | {r.get('mode', 'compiled step' if r['compiled_step'] else 'eager')} | "
                          f"{r['train']['sequences_per_second']:,.0f} | {r['eval']['sequences_per_second']:,.0f} | "
                          f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} |")
         lines.append("")

@@ -71,17 +71,15 @@ def peak_memory_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def throughput_table(
-    batches: list[int], seconds: float, compile_step: bool, recipe: TrainConfig
-) -> list[dict]:
+def throughput_table(batches: list[int], seconds: float, mode: str, recipe: TrainConfig) -> list[dict]:
     rows = []
     for b in batches:
-        row = {"batch": b, "compiled_step": compile_step, "load_before": load()}
-        row["train"] = train_throughput(b, seconds, recipe, compile_step)
-        row["eval"] = eval_throughput(b, seconds, compile_step)
+        row = {"batch": b, "mode": mode, "compiled_step": mode == "compiled", "load_before": load()}
+        row["train"] = train_throughput(b, seconds, recipe, mode)
+        row["eval"] = eval_throughput(b, seconds, mode)
         row["load_after"] = load()
         rows.append(row)
-        print(f"{b:>6} {'compiled' if compile_step else 'eager':>9} "
+        print(f"{b:>6} {mode:>9} "
               f"{row['train']['sequences_per_second']:>12.1f} {row['eval']['sequences_per_second']:>12.1f}"
               f"   load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}", flush=True)
     return rows
@@ -94,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--seconds", type=float, default=None, help="timing per measurement")
     parser.add_argument("--compiled", action="store_true", help="also time NTM.compile_step()")
+    parser.add_argument("--fused", action="store_true",
+                        help="throughput: also time the fused C++ unroll (NTM.use_fused); "
+                             "convergence: train with it")
+    parser.add_argument("--no-eager", action="store_true", help="throughput: skip the plain rows")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--seed-list", type=int, nargs="+", default=None,
                         help="convergence: these seeds instead of 0 .. --seeds - 1 (to split a run)")
@@ -121,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "throughput"):
         print(f"\nthroughput, paper copy NTM, lengths 1-20, sequences/s ({seconds:.0f} s each)")
         print(f"{'batch':>6} {'mode':>9} {'train seq/s':>12} {'eval seq/s':>12}")
-        rows = throughput_table(args.batches, seconds, False, recipe)
+        rows = [] if args.no_eager else throughput_table(args.batches, seconds, "eager", recipe)
         if args.compiled:
-            rows += throughput_table(args.batches, seconds, True, recipe)
+            rows += throughput_table(args.batches, seconds, "compiled", recipe)
+        if args.fused:
+            rows += throughput_table(args.batches, seconds, "fused", recipe)
         result["throughput"] = rows
     if args.only in (None, "convergence"):
         settings = ConvergenceSettings(max_seconds=args.max_seconds or (60.0 if args.quick else 150.0))
@@ -134,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
         result["model_overrides"] = overrides
+        result["fused"] = args.fused
         records = []
         for seed in args.seed_list or range(seeds):
-            records.append(run_seed(seed, recipe, settings, overrides))
+            records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}
             out.parent.mkdir(parents=True, exist_ok=True)  # kept if the run is stopped early

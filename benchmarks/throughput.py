@@ -20,18 +20,25 @@ from neural_memory.training import TrainConfig, make_optimizer, train_step
 WARMUP_BATCHES = 3
 
 
-def _model(compile_step: bool) -> NTM:
+MODES = ("eager", "compiled", "fused")
+
+
+def _model(mode: str) -> NTM:
+    """The paper's copy NTM run plainly (``eager``), with ``NTM.compile_step`` (``compiled``) or
+    with the fused C++ unroll (``fused``, ``NTM.use_fused``)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     task = get_task("copy")
     torch.manual_seed(0)
     model = NTM(NTMConfig.preset("copy", input_size=task.input_size, output_size=task.output_size))
-    return model.compile_step() if compile_step else model
+    if mode == "compiled":
+        return model.compile_step()
+    return model.use_fused() if mode == "fused" else model
 
 
-def train_throughput(
-    batch_size: int, seconds: float, recipe: TrainConfig, compile_step: bool = False
-) -> dict:
+def train_throughput(batch_size: int, seconds: float, recipe: TrainConfig, mode: str = "eager") -> dict:
     task = get_task("copy")
-    model = _model(compile_step)
+    model = _model(mode)
     optimizer = make_optimizer(model.parameters(), recipe)
     generator = torch.Generator().manual_seed(1)
     start = time.perf_counter()
@@ -48,9 +55,9 @@ def train_throughput(
 
 
 @torch.no_grad()
-def eval_throughput(batch_size: int, seconds: float, compile_step: bool = False) -> dict:
+def eval_throughput(batch_size: int, seconds: float, mode: str = "eager") -> dict:
     task = get_task("copy")
-    model = _model(compile_step).eval()
+    model = _model(mode).eval()
     generator = torch.Generator().manual_seed(1)
     start = time.perf_counter()
     for _ in range(WARMUP_BATCHES):

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, help="torch.set_num_threads(N) (default: torch's own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--fused", action="store_true",
+                   help="NTM: run the fused C++ unroll (about 3x faster on a CPU; compiled on first use)")
     g = p.add_argument_group("recipe overrides (default: the recipe's value)")
     g.argument_default = argparse.SUPPRESS  # a flag that is not given leaves the recipe alone
     g.add_argument("--sequences", type=int, help="training sequences in total")
@@ -135,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = run_training(
         args.task, args.model, model_config, recipe, out, seed=args.seed, resume=args.resume,
         command=command, progress=not args.no_progress, device=args.device, export_dir=args.export,
+        fused=args.fused,
     )
     params = sum(p.numel() for p in result.model.parameters())
     print(f"run: task={args.task} model={args.model} preset={preset} parameters={params} seed={args.seed}")

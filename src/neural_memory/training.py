@@ -93,6 +93,9 @@ class TrainConfig:
     # lr_drop_below, the learning rate is multiplied by lr_drop_factor, once. None: never.
     lr_drop_below: float | None = None
     lr_drop_factor: float = 0.1
+    # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
+    # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
+    amsgrad: bool = False
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam"):
@@ -120,6 +123,10 @@ class TrainConfig:
             raise ValueError(f"hard_mix_start must be in [0, 1], got {self.hard_mix_start!r}")
         if self.lr_drop_below is not None and not self.lr_drop_below > 0:
             raise ValueError(f"lr_drop_below must be > 0 or None, got {self.lr_drop_below!r}")
+        if not isinstance(self.amsgrad, bool):
+            raise ValueError(f"TrainConfig.amsgrad must be a bool, got {self.amsgrad!r}")
+        if self.amsgrad and self.optimizer != "adam":
+            raise ValueError("TrainConfig.amsgrad=True needs optimizer='adam'")
         if not 0 < self.lr_drop_factor <= 1:
             raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
@@ -198,7 +205,7 @@ def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch
             params, lr=config.lr, alpha=config.alpha, eps=config.eps, momentum=config.momentum,
             centered=True,
         )
-    return torch.optim.Adam(params, lr=config.lr, eps=config.eps)
+    return torch.optim.Adam(params, lr=config.lr, eps=config.eps, amsgrad=config.amsgrad)
 
 
 def clip_gradients(params: Iterable[nn.Parameter], config: TrainConfig) -> None:
@@ -380,6 +387,7 @@ def run_training(
     device: torch.device | str = "cpu",
     export_dir: str | Path | None = None,
     stop_after: int | None = None,
+    fused: bool = False,
 ) -> TrainResult:
     """Train (or resume training) one model on one task; see the module docstring.
 
@@ -387,9 +395,13 @@ def run_training(
     sequences and at the end, and the learning curve ``out_dir/<task>-<model>.csv``. With
     ``export_dir`` the final model is also exported there in float16, with metrics measured on
     the exported weights. ``stop_after`` (for tests) stops early after that many sequences,
-    right after a checkpoint -- as if the run had been interrupted.
+    right after a checkpoint -- as if the run had been interrupted. ``fused`` (NTM only) runs
+    the fused C++ unroll (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`): the same
+    function, computed faster; float rounding differs, so a run and its resume should agree on it.
     """
     task = get_task(task_name)
+    if fused and model_kind != "ntm":
+        raise ValueError(f"fused applies to the NTM only; got model {model_kind!r}")
     if (model_config.input_size, model_config.output_size) != (task.input_size, task.output_size):
         raise ValueError(
             f"task {task_name!r} has {task.input_size} inputs and {task.output_size} outputs; "
@@ -402,6 +414,8 @@ def run_training(
 
     torch.manual_seed(seed)  # model initialisation (and any randomness inside the model)
     model = build_model(model_kind, model_config).to(device)
+    if fused:
+        model.use_fused()
     optimizer = make_optimizer(model.parameters(), train_config)
     data_gen = torch.Generator().manual_seed(seed)  # every training batch comes from here
     seen, wall = 0, 0.0

@@ -312,6 +312,7 @@ class NTM(nn.Module):
             self.register_buffer("weight_init", one_hot)
         self.register_buffer("one", torch.ones(1, 1, 1), persistent=False)  # the 1 in 1 - w e^T
         self._compiled_step = None
+        self._fused = False
         # Hard heads (Part IV): the slice of heads (read heads first) that address one row.
         r_, w_ = cfg.read_heads, cfg.write_heads
         self._hard_heads = {"none": None, "read": (0, r_), "write": (r_, r_ + w_),
@@ -395,6 +396,15 @@ class NTM(nn.Module):
         reads = read_vecs.view(read_vecs.shape[0], -1)  # (B, R*M)
         return h, reads, state, memory, w, stages, p
 
+    def _output(self, h_seq: Tensor, reads_seq: Tensor) -> Tensor:
+        """Logits ``(B, T, O)`` from controller outputs and read vectors (step 6 above)."""
+        cfg = self.config
+        out_in = torch.cat([h_seq, reads_seq], dim=-1) if cfg.output_from_reads else h_seq
+        logits = self.output(out_in)  # (B, T, O)
+        if cfg.clip_controller is not None:
+            logits = logits.clamp(-cfg.clip_controller, cfg.clip_controller)
+        return logits
+
     def compile_step(self, **options: object) -> NTM:
         """Opt in to ``torch.compile`` for the time step; returns the model itself.
 
@@ -407,8 +417,42 @@ class NTM(nn.Module):
         ``fullgraph=True``). Needs a C++ compiler; a compiled model is best saved through its
         ``state_dict``.
         """
+        if self._fused:
+            raise ValueError("use_fused and compile_step are alternatives; use one")
         self._compiled_step = torch.compile(self._step, **{"fullgraph": True, **options})
         return self
+
+    def use_fused(self, enabled: bool = True) -> NTM:
+        """Opt in to (or out of) the fused C++ unroll with its hand-written backward
+        (:mod:`~neural_memory.ntm.fused`); returns the model itself.
+
+        The first call compiles the extension (about a minute, then cached on disk), so an
+        unsupported model or a missing compiler fails here, not in the middle of training.
+        Same values as the plain path up to float rounding (the tests compare them); a forward
+        pass with ``return_trace=True`` always takes the plain path.
+
+        Raises:
+            FusedUnsupported: hard addressing (soft heads only).
+            RuntimeError: the extension cannot be built here (no C++ compiler or ninja).
+        """
+        from neural_memory.ntm.fused import FusedUnsupported, load_extension
+
+        if enabled:
+            if self.config.hard_addressing != "none":
+                raise FusedUnsupported(
+                    f"the fused unroll supports soft addressing only; this model has "
+                    f"hard_addressing={self.config.hard_addressing!r}"
+                )
+            if self._compiled_step is not None:
+                raise ValueError("use_fused and compile_step are alternatives; use one")
+            load_extension()
+        self._fused = bool(enabled)
+        return self
+
+    @property
+    def fused(self) -> bool:
+        """Whether forward passes without a trace run the fused unroll."""
+        return self._fused
 
     def forward(
         self, x: Tensor, return_trace: bool = False
@@ -424,6 +468,11 @@ class NTM(nn.Module):
         """
         self._check_input(x)
         cfg = self.config
+        if self._fused and not return_trace:
+            from neural_memory.ntm.fused import fused_unroll
+
+            h_seq, reads_seq = fused_unroll(self, x)  # (B, T, C), (B, T, R*M)
+            return self._output(h_seq, reads_seq)
         batch, steps, _ = x.shape
         r, m = cfg.read_heads, cfg.memory_width
 
@@ -456,10 +505,7 @@ class NTM(nn.Module):
 
         h_seq = torch.stack(hs, dim=1)  # (B, T, C)
         reads_seq = torch.stack(all_reads, dim=1)  # (B, T, R*M)
-        out_in = torch.cat([h_seq, reads_seq], dim=-1) if cfg.output_from_reads else h_seq
-        logits = self.output(out_in)  # (B, T, O)
-        if cfg.clip_controller is not None:
-            logits = logits.clamp(-cfg.clip_controller, cfg.clip_controller)
+        logits = self._output(h_seq, reads_seq)
         if record is None:
             return logits
 

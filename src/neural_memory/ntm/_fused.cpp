@@ -1,0 +1,673 @@
+// The NTM's whole unroll (controller, heads, addressing, read, write) in one C++ call, with a
+// hand-written backward pass. Loaded by neural_memory/ntm/fused.py; see its docstring for the
+// mathematics and for what is (and is not) supported. Matrix products go to ATen (BLAS); the
+// per-row work of the heads runs in plain loops, parallel over the batch with at::parallel_for.
+//
+// Layout: every tensor here is contiguous, time first: x_proj (T, B, G0), h_seq (T, B, C),
+// reads (T, B, R*M). Heads: read heads first, then write heads (H = R + W). A head's raw
+// parameters are [key (M) | beta | gamma | gate | shift (K)] (address width A = M + 3 + K), then
+// for each write head [erase (M) | add (M)], P values in all (NTMHeads' fused layout).
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <vector>
+
+using torch::Tensor;
+
+namespace {
+
+struct Dims {
+  int64_t T, B, N, M, R, W, H, K, C, L, P, A, G;
+  bool lstm;
+  double clip;  // <= 0: no clipping
+};
+
+template <typename S>
+inline S sigmoid(S x) {
+  return S(1) / (S(1) + std::exp(-x));
+}
+
+// torch.nn.functional.softplus with beta 1, threshold 20, and its derivative.
+template <typename S>
+inline S softplus(S x) {
+  return x > S(20) ? x : std::log1p(std::exp(x));
+}
+template <typename S>
+inline S softplus_grad(S x) {
+  if (x > S(20)) return S(1);
+  S z = std::exp(x);
+  return z / (z + S(1));
+}
+
+template <typename S>
+inline void softmax_inplace(S* v, int64_t n) {
+  S mx = v[0];
+  for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
+  S sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    v[i] = std::exp(v[i] - mx);
+    sum += v[i];
+  }
+  for (int64_t i = 0; i < n; ++i) v[i] /= sum;
+}
+
+template <typename S>
+inline S dot(const S* a, const S* b, int64_t n) {
+  S acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (int64_t k = 0; k < n; ++k) acc += a[k] * b[k];
+  return acc;
+}
+
+template <typename S>
+inline S clip_value(S x, double clip) {
+  if (clip <= 0) return x;
+  S c = static_cast<S>(clip);
+  return x < -c ? -c : (x > c ? c : x);
+}
+
+// Forward of the heads for one step and one batch element, in three phases; between them the
+// caller runs the softmaxes and the logarithm for the whole batch with ATen's vectorised kernels.
+//   raw (P): the raw head parameters (before clipping); act (P): written, the activated ones.
+//   mem (N, M): memory before the step; rnorm (N), cos (H, N): written.
+//   z (H, N): written, beta * cos (the content softmax's input).
+template <typename S>
+void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* rnorm, S* cos,
+                           S* z) {
+  const int64_t N = d.N, M = d.M, K = d.K, A = d.A, H = d.H;
+  const S eps = S(1e-8);
+  for (int64_t h = 0; h < H; ++h) {
+    const S* r = raw + h * A;
+    S* a = act + h * A;
+    for (int64_t m = 0; m < M; ++m) a[m] = std::tanh(clip_value(r[m], d.clip));
+    a[M] = softplus(clip_value(r[M], d.clip));
+    a[M + 1] = S(1) + softplus(clip_value(r[M + 1], d.clip));
+    a[M + 2] = sigmoid(clip_value(r[M + 2], d.clip));
+    for (int64_t j = 0; j < K; ++j) a[M + 3 + j] = clip_value(r[M + 3 + j], d.clip);
+    softmax_inplace(a + M + 3, K);
+  }
+  for (int64_t wh = 0; wh < d.W; ++wh) {
+    const int64_t off = H * A + wh * 2 * M;
+    for (int64_t m = 0; m < M; ++m) {
+      act[off + m] = sigmoid(clip_value(raw[off + m], d.clip));
+      act[off + M + m] = std::tanh(clip_value(raw[off + M + m], d.clip));
+    }
+  }
+  // The memory is held transposed, mt(m, i): every loop below runs along the N rows.
+  for (int64_t i = 0; i < N; ++i) rnorm[i] = 0;
+  for (int64_t m = 0; m < M; ++m) {
+    const S* col = mt + m * N;
+    for (int64_t i = 0; i < N; ++i) rnorm[i] += col[i] * col[i];
+  }
+  for (int64_t i = 0; i < N; ++i) rnorm[i] = std::sqrt(rnorm[i]);
+  for (int64_t h = 0; h < H; ++h) {
+    const S* key = act + h * A;
+    const S beta = key[M];
+    const S kn = std::sqrt(dot(key, key, M));
+    S* c = cos + h * N;
+    S* zh = z + h * N;
+    for (int64_t i = 0; i < N; ++i) c[i] = 0;
+    for (int64_t m = 0; m < M; ++m) {
+      const S km = key[m];
+      const S* col = mt + m * N;
+      for (int64_t i = 0; i < N; ++i) c[i] += km * col[i];
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      c[i] /= kn * rnorm[i] + eps;
+      zh[i] = beta * c[i];
+    }
+  }
+}
+
+// pw (N + K - 1): written, w circularly padded by (K - 1) / 2 on each side, so that the shift
+// ws[i] = sum_j s[j] w[i - o_j] (o_j = j - pad) reads pw[i + 2 pad - j], a contiguous window.
+template <typename S>
+inline void pad_circular(const S* w, S* pw, int64_t n, int64_t pad) {
+  for (int64_t k = 0; k < pad; ++k) pw[k] = w[n - pad + k];
+  for (int64_t i = 0; i < n; ++i) pw[pad + i] = w[i];
+  for (int64_t k = 0; k < pad; ++k) pw[pad + n + k] = w[k];
+}
+
+//   wc (H, N): the content weighting; w_prev (H, N); wg, ws (H, N): written; wst (H, N):
+//   written, ws + tiny (the sharpening's logarithm's input).
+template <typename S>
+void heads_forward_shift(const Dims& d, const S* act, const S* wc, const S* w_prev, S* wg,
+                         S* ws, S* wst, S* pw) {
+  const int64_t N = d.N, M = d.M, K = d.K, A = d.A, H = d.H;
+  const S tiny = std::numeric_limits<S>::min();
+  const int64_t pad = (K - 1) / 2;
+  for (int64_t h = 0; h < H; ++h) {
+    const S* a = act + h * A;
+    const S g = a[M + 2];
+    const S* s = a + M + 3;
+    const S* wch = wc + h * N;
+    const S* wp = w_prev + h * N;
+    S* wgh = wg + h * N;
+    for (int64_t i = 0; i < N; ++i) wgh[i] = wp[i] + g * (wch[i] - wp[i]);
+    S* wsh = ws + h * N;
+    pad_circular(wgh, pw, N, pad);
+    for (int64_t i = 0; i < N; ++i) wsh[i] = 0;
+    for (int64_t j = 0; j < K; ++j) {  // shift o = j - pad: ws[i] += s[j] * wg[i - o]
+      const S sj = s[j];
+      const S* win = pw + 2 * pad - j;
+      for (int64_t i = 0; i < N; ++i) wsh[i] += sj * win[i];
+    }
+    for (int64_t i = 0; i < N; ++i) wst[h * N + i] = wsh[i] + tiny;
+  }
+}
+
+//   logws (H, N): log(ws + tiny); y (H, N): written, gamma * logws (the sharpening softmax's
+//   input).
+template <typename S>
+void heads_forward_gamma(const Dims& d, const S* act, const S* logws, S* y) {
+  const int64_t N = d.N, M = d.M, A = d.A, H = d.H;
+  for (int64_t h = 0; h < H; ++h) {
+    const S gamma = act[h * A + M + 1];
+    for (int64_t i = 0; i < N; ++i) y[h * N + i] = gamma * logws[h * N + i];
+  }
+}
+
+//   w (H, N): the final weightings; reads (R * M), mt_out (M, N): written.
+template <typename S>
+void heads_forward_memory(const Dims& d, const S* act, const S* mt, const S* w, S* reads,
+                          S* mt_out) {
+  const int64_t N = d.N, M = d.M, A = d.A, H = d.H, R = d.R;
+  // Read (memory before the write).
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t m = 0; m < M; ++m) reads[r * M + m] = dot(w + r * N, mt + m * N, N);
+  // Write: all erases (a product over write heads), then all adds (a sum).
+  for (int64_t m = 0; m < M; ++m) {
+    S* out = mt_out + m * N;
+    const S* col = mt + m * N;
+    for (int64_t i = 0; i < N; ++i) out[i] = col[i];
+    for (int64_t wh = 0; wh < d.W; ++wh) {
+      const S* wv = w + (R + wh) * N;
+      const S e = act[H * A + wh * 2 * M + m];
+      for (int64_t i = 0; i < N; ++i) out[i] *= S(1) - wv[i] * e;
+    }
+    for (int64_t wh = 0; wh < d.W; ++wh) {
+      const S* wv = w + (R + wh) * N;
+      const S a = act[H * A + wh * 2 * M + M + m];
+      for (int64_t i = 0; i < N; ++i) out[i] += wv[i] * a;
+    }
+  }
+}
+
+// Backward of the heads for one step and one batch element (memory transposed, as forward).
+//   dmt_next (M, N): grad of the memory after the step; dmt (M, N): written, grad of the memory
+//   before it. dreads (R * M): grad of this step's read vectors. dw (H, N): on entry the grad of
+//   this step's weightings from later steps; on exit the grad of w_prev. draw (P): written.
+template <typename S>
+void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, const S* dmt_next,
+                    S* dmt, const S* w_prev, const S* rnorm, const S* cos, const S* wc,
+                    const S* wg, const S* ws, const S* logws, const S* w, const S* dreads,
+                    S* dw, S* draw, S* scratch) {
+  const int64_t N = d.N, M = d.M, K = d.K, A = d.A, H = d.H, R = d.R, W = d.W;
+  const S eps = S(1e-8);
+  const S tiny = std::numeric_limits<S>::min();
+  const int64_t pad = (K - 1) / 2;
+  S* dact = scratch;           // (P)
+  S* drn = dact + d.P;         // (N)
+  S* dws = drn + N;            // (N)
+  S* dwg = dws + N;            // (N)
+  S* dz = dwg + N;             // (N)
+  S* keep = dz + N;            // (N)
+  S* others = keep + N;        // (N)
+  S* pw = others + N;          // (N + K - 1)
+  S* dpw = pw + N + K - 1;     // (N + K - 1)
+  for (int64_t p = 0; p < d.P; ++p) dact[p] = 0;
+  for (int64_t i = 0; i < N; ++i) drn[i] = 0;
+  // Write. keep(m, i) = prod_v (1 - w_v(i) e_v(m)); others = the same product without head wh.
+  for (int64_t m = 0; m < M; ++m) {
+    const S* g_out = dmt_next + m * N;
+    const S* col = mt + m * N;
+    S* dcol = dmt + m * N;
+    for (int64_t i = 0; i < N; ++i) keep[i] = 1;
+    for (int64_t v = 0; v < W; ++v) {
+      const S* wv = w + (R + v) * N;
+      const S e = act[H * A + v * 2 * M + m];
+      for (int64_t i = 0; i < N; ++i) keep[i] *= S(1) - wv[i] * e;
+    }
+    for (int64_t i = 0; i < N; ++i) dcol[i] = g_out[i] * keep[i];
+    for (int64_t wh = 0; wh < W; ++wh) {
+      for (int64_t i = 0; i < N; ++i) others[i] = 1;
+      for (int64_t v = 0; v < W; ++v) {
+        if (v == wh) continue;
+        const S* wv = w + (R + v) * N;
+        const S e = act[H * A + v * 2 * M + m];
+        for (int64_t i = 0; i < N; ++i) others[i] *= S(1) - wv[i] * e;
+      }
+      const int64_t off = H * A + wh * 2 * M;
+      const S e = act[off + m], a = act[off + M + m];
+      const S* wv = w + (R + wh) * N;
+      S* dwv = dw + (R + wh) * N;
+      S de = 0, da = 0;
+#pragma omp simd reduction(+ : de, da)
+      for (int64_t i = 0; i < N; ++i) {
+        const S go = g_out[i];
+        dwv[i] += go * (a - col[i] * e * others[i]);
+        de -= go * col[i] * wv[i] * others[i];
+        da += go * wv[i];
+      }
+      dact[off + m] += de;
+      dact[off + M + m] += da;
+    }
+  }
+  // Read.
+  for (int64_t r = 0; r < R; ++r) {
+    const S* wr = w + r * N;
+    S* dwr = dw + r * N;
+    for (int64_t m = 0; m < M; ++m) {
+      const S dr = dreads[r * M + m];
+      const S* col = mt + m * N;
+      S* dcol = dmt + m * N;
+      for (int64_t i = 0; i < N; ++i) {
+        dwr[i] += dr * col[i];
+        dcol[i] += wr[i] * dr;
+      }
+    }
+  }
+  // Addressing, every head, in reverse stage order.
+  for (int64_t h = 0; h < H; ++h) {
+    const S* a = act + h * A;
+    S* da = dact + h * A;
+    const S* key = a;
+    const S beta = a[M], gamma = a[M + 1], g = a[M + 2];
+    const S* s = a + M + 3;
+    const S* wh_ = w + h * N;
+    const S* wsh = ws + h * N;
+    const S* lwh = logws + h * N;
+    const S* wgh = wg + h * N;
+    const S* wch = wc + h * N;
+    const S* wp = w_prev + h * N;
+    const S* c = cos + h * N;
+    S* dwh = dw + h * N;
+    // Sharpen: w = softmax(gamma * log(ws + tiny)).
+    S sum = dot(wh_, dwh, N);
+    S dgamma = 0;
+#pragma omp simd reduction(+ : dgamma)
+    for (int64_t i = 0; i < N; ++i) {
+      const S dy = wh_[i] * (dwh[i] - sum);
+      dgamma += dy * lwh[i];
+      dws[i] = dy * gamma / (wsh[i] + tiny);
+    }
+    // Shift: ws[i] = sum_j s[j] pw[i + 2 pad - j], pw = wg padded circularly.
+    pad_circular(wgh, pw, N, pad);
+    for (int64_t k = 0; k < N + 2 * pad; ++k) dpw[k] = 0;
+    for (int64_t j = 0; j < K; ++j) {
+      const S* win = pw + 2 * pad - j;
+      S* dwin = dpw + 2 * pad - j;
+      const S sj = s[j];
+      S ds = 0;
+#pragma omp simd reduction(+ : ds)
+      for (int64_t i = 0; i < N; ++i) {
+        ds += dws[i] * win[i];
+        dwin[i] += sj * dws[i];
+      }
+      da[M + 3 + j] = ds;
+    }
+    for (int64_t i = 0; i < N; ++i) dwg[i] = dpw[pad + i];
+    for (int64_t k = 0; k < pad; ++k) {
+      dwg[N - pad + k] += dpw[k];
+      dwg[k] += dpw[pad + N + k];
+    }
+    // Interpolation: wg = w_prev + g * (wc - w_prev). dw becomes the grad of w_prev.
+    S dg = 0;
+#pragma omp simd reduction(+ : dg)
+    for (int64_t i = 0; i < N; ++i) {
+      dg += dwg[i] * (wch[i] - wp[i]);
+      dz[i] = g * dwg[i];  // grad of wc, for now
+      dwh[i] = (S(1) - g) * dwg[i];
+    }
+    // Content: wc = softmax(beta * cos), cos = dot / (|k| |M_i| + eps).
+    sum = dot(wch, dz, N);
+    S dbeta = 0;
+    const S kn = std::sqrt(dot(key, key, M));
+    S dkn = 0;
+#pragma omp simd reduction(+ : dbeta, dkn)
+    for (int64_t i = 0; i < N; ++i) {
+      const S dzi = wch[i] * (dz[i] - sum);
+      dbeta += dzi * c[i];
+      const S den = kn * rnorm[i] + eps;
+      const S dcos = beta * dzi;
+      const S dden = -dcos * c[i] / den;
+      dkn += dden * rnorm[i];
+      drn[i] += dden * kn;
+      dz[i] = dcos / den;  // grad of the dot product key . M(i)
+    }
+    for (int64_t m = 0; m < M; ++m) {
+      const S* col = mt + m * N;
+      S* dcol = dmt + m * N;
+      const S km = key[m];
+      da[m] = dot(dz, col, N);
+      for (int64_t i = 0; i < N; ++i) dcol[i] += dz[i] * km;
+    }
+    if (kn > 0)
+      for (int64_t m = 0; m < M; ++m) da[m] += dkn * key[m] / kn;
+    da[M] = dbeta;
+    da[M + 1] = dgamma;
+    da[M + 2] = dg;
+  }
+  // The row norms |M(i)|.
+  for (int64_t i = 0; i < N; ++i) dz[i] = rnorm[i] > 0 ? drn[i] / rnorm[i] : S(0);
+  for (int64_t m = 0; m < M; ++m) {
+    const S* col = mt + m * N;
+    S* dcol = dmt + m * N;
+    for (int64_t i = 0; i < N; ++i) dcol[i] += dz[i] * col[i];
+  }
+  // Activations (and clipping) back to the raw parameters.
+  const S clip = static_cast<S>(d.clip);
+  auto mask = [&](S x) -> S { return (d.clip <= 0 || (x >= -clip && x <= clip)) ? S(1) : S(0); };
+  for (int64_t h = 0; h < H; ++h) {
+    const S* r = raw + h * A;
+    const S* a = act + h * A;
+    const S* da = dact + h * A;
+    S* dr = draw + h * A;
+    for (int64_t m = 0; m < M; ++m) dr[m] = da[m] * (S(1) - a[m] * a[m]) * mask(r[m]);
+    dr[M] = da[M] * softplus_grad(clip_value(r[M], d.clip)) * mask(r[M]);
+    dr[M + 1] = da[M + 1] * softplus_grad(clip_value(r[M + 1], d.clip)) * mask(r[M + 1]);
+    dr[M + 2] = da[M + 2] * a[M + 2] * (S(1) - a[M + 2]) * mask(r[M + 2]);
+    S sum = 0;
+    for (int64_t j = 0; j < K; ++j) sum += a[M + 3 + j] * da[M + 3 + j];
+    for (int64_t j = 0; j < K; ++j)
+      dr[M + 3 + j] = a[M + 3 + j] * (da[M + 3 + j] - sum) * mask(r[M + 3 + j]);
+  }
+  for (int64_t wh = 0; wh < W; ++wh) {
+    const int64_t off = H * A + wh * 2 * M;
+    for (int64_t m = 0; m < M; ++m) {
+      const S e = act[off + m], ad = act[off + M + m];
+      draw[off + m] = dact[off + m] * e * (S(1) - e) * mask(raw[off + m]);
+      draw[off + M + m] = dact[off + M + m] * (S(1) - ad * ad) * mask(raw[off + M + m]);
+    }
+  }
+}
+
+Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W, int64_t K,
+               int64_t C, int64_t L, bool lstm, double clip) {
+  Dims d;
+  d.T = x_proj.size(0);
+  d.B = x_proj.size(1);
+  d.G = x_proj.size(2);
+  d.N = N;
+  d.M = M;
+  d.R = R;
+  d.W = W;
+  d.H = R + W;
+  d.K = K;
+  d.C = C;
+  d.L = L;
+  d.A = d.M + 3 + K;
+  d.P = d.H * d.A + W * 2 * d.M;
+  d.lstm = lstm;
+  d.clip = clip;
+  return d;
+}
+
+}  // namespace
+
+// Forward of the whole unroll. Returns {h_seq (T,B,C), reads (T,B,RM), saved...}; the saved
+// tensors go back into fused_backward unchanged.
+std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
+                                  std::vector<Tensor> biases, Tensor head_wt, Tensor head_b,
+                                  Tensor mem0, Tensor reads0, Tensor w0, int64_t R, int64_t W,
+                                  int64_t K, bool lstm, double clip) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  const int64_t C = head_wt.size(0);
+  Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, C, L, lstm, clip);
+  auto opts = x_proj.options();
+  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * d.M;
+  const int64_t G = lstm ? 4 * C : C;
+  Tensor mem = torch::empty({T + 1, B, M, N}, opts);  // transposed: (M, N) per sequence
+  mem[0].copy_(mem0.transpose(1, 2));
+  Tensor raw = torch::empty({T, B, d.P}, opts);
+  Tensor act = torch::empty({T, B, d.P}, opts);
+  Tensor rnorm = torch::empty({T, B, N}, opts);
+  Tensor stages = torch::empty({6, T, B, H, N}, opts);  // cos, wc, wg, ws, w, log(ws + tiny)
+  Tensor reads = torch::empty({T, B, RM}, opts);
+  Tensor gates = torch::empty({L, T, B, G}, opts);  // LSTM: i, f, o, tanh(cand); FF: unused
+  Tensor cells = torch::empty({L, T, B, C}, opts);  // LSTM: c
+  Tensor tanhc = torch::empty({L, T, B, C}, opts);  // LSTM: tanh(c)
+  Tensor hs = torch::empty({L, T, B, C}, opts);
+  Tensor zeros = torch::zeros({B, C}, opts);
+  Tensor pre = torch::empty({B, G}, opts);
+  Tensor z = torch::empty({B, H, N}, opts);    // softmax inputs
+  Tensor wst = torch::empty({B, H, N}, opts);  // ws + tiny
+
+  AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "fused_forward", [&] {
+    using S = scalar_t;
+    const int64_t padded = N + K - 1;
+    std::vector<S> pw_all(static_cast<size_t>(B * padded));
+    auto per_batch = [&](const std::function<void(int64_t)>& body) {
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) body(b);
+      });
+    };
+    for (int64_t t = 0; t < T; ++t) {
+      Tensor below = t == 0 ? reads0 : reads[t - 1];
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t bw = below.size(1);
+        Tensor start = l == 0 ? x_proj[t] : biases[l - 1].expand({B, G});
+        if (lstm) {
+          Tensor h_prev = t == 0 ? zeros : hs[l][t - 1];
+          Tensor c_prev = t == 0 ? zeros : cells[l][t - 1];
+          at::addmm_out(pre, start, below, weights[l].narrow(0, 0, bw));
+          pre.addmm_(h_prev, weights[l].narrow(0, bw, C));
+          Tensor gt = gates[l][t], ct = cells[l][t], tc = tanhc[l][t], ht = hs[l][t];
+          Tensor ifo = gt.narrow(1, 0, 3 * C), cand = gt.narrow(1, 3 * C, C);
+          at::sigmoid_out(ifo, pre.narrow(1, 0, 3 * C));
+          at::tanh_out(cand, pre.narrow(1, 3 * C, C));
+          const S* gp = gt.data_ptr<S>();
+          const S* cprev = c_prev.data_ptr<S>();
+          S* cp = ct.data_ptr<S>();
+          for (int64_t b = 0; b < B; ++b) {
+            const S* gb = gp + b * 4 * C;
+            for (int64_t j = 0; j < C; ++j)
+              cp[b * C + j] = gb[C + j] * cprev[b * C + j] + gb[j] * gb[3 * C + j];
+          }
+          at::tanh_out(tc, ct);
+          const S* tcp = tc.data_ptr<S>();
+          S* hp = ht.data_ptr<S>();
+          for (int64_t b = 0; b < B; ++b) {
+            const S* gb = gp + b * 4 * C;
+            for (int64_t j = 0; j < C; ++j) hp[b * C + j] = gb[2 * C + j] * tcp[b * C + j];
+          }
+        } else {
+          Tensor ht = hs[l][t];
+          at::addmm_out(ht, start, below, weights[l]);
+          ht.tanh_();
+        }
+        below = hs[l][t];
+      }
+      Tensor top = hs[L - 1][t];
+      Tensor raw_t = raw[t];
+      at::addmm_out(raw_t, head_b.expand({B, d.P}), top, head_wt);
+      const S* rawp = raw_t.data_ptr<S>();
+      S* actp = act[t].data_ptr<S>();
+      const S* memp = mem[t].data_ptr<S>();
+      S* memo = mem[t + 1].data_ptr<S>();
+      const S* wprev = (t == 0 ? w0 : stages[4][t - 1]).data_ptr<S>();
+      S* rn = rnorm[t].data_ptr<S>();
+      S* cs = stages[0][t].data_ptr<S>();
+      S* wc = stages[1][t].data_ptr<S>();
+      S* wg = stages[2][t].data_ptr<S>();
+      S* ws = stages[3][t].data_ptr<S>();
+      S* w = stages[4][t].data_ptr<S>();
+      S* lws = stages[5][t].data_ptr<S>();
+      S* zp = z.data_ptr<S>();
+      S* wstp = wst.data_ptr<S>();
+      S* rd = reads[t].data_ptr<S>();
+      const int64_t HN = H * N;
+      per_batch([&](int64_t b) {
+        heads_forward_content<S>(d, rawp + b * d.P, actp + b * d.P, memp + b * N * M, rn + b * N,
+                                 cs + b * HN, zp + b * HN);
+      });
+      Tensor wc_t = stages[1][t], w_t = stages[4][t], logws_t = stages[5][t];
+      at::_softmax_out(wc_t, z, 2, false);  // content weighting
+      per_batch([&](int64_t b) {
+        heads_forward_shift<S>(d, actp + b * d.P, wc + b * HN, wprev + b * HN, wg + b * HN,
+                               ws + b * HN, wstp + b * HN, pw_all.data() + b * padded);
+      });
+      at::log_out(logws_t, wst);
+      per_batch([&](int64_t b) { heads_forward_gamma<S>(d, actp + b * d.P, lws + b * HN, zp + b * HN); });
+      at::_softmax_out(w_t, z, 2, false);  // sharpened weighting
+      per_batch([&](int64_t b) {
+        heads_forward_memory<S>(d, actp + b * d.P, memp + b * N * M, w + b * HN, rd + b * RM,
+                                memo + b * N * M);
+      });
+    }
+  });
+  Tensor h_seq = hs[L - 1];
+  return {h_seq, reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs};
+}
+
+// Backward of fused_forward. Returns grads of {x_proj, weights..., biases..., head_wt, head_b,
+// mem0, reads0, w0} in that order (weights and biases as many as given).
+std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_proj,
+                                   std::vector<Tensor> weights, std::vector<Tensor> biases,
+                                   Tensor head_wt, Tensor head_b, Tensor reads0, Tensor w0,
+                                   Tensor reads, Tensor mem, Tensor raw, Tensor act,
+                                   Tensor rnorm, Tensor stages, Tensor gates, Tensor cells,
+                                   Tensor tanhc, Tensor hs, int64_t R, int64_t W, int64_t K, bool lstm,
+                                   double clip) {
+  const int64_t L = static_cast<int64_t>(weights.size());
+  const int64_t C = head_wt.size(0);
+  Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, C, L, lstm, clip);
+  auto opts = x_proj.options();
+  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * M;
+  const int64_t G = lstm ? 4 * C : C;
+
+  Tensor dx = torch::empty_like(x_proj);
+  std::vector<Tensor> dweights, dbiases;
+  for (auto& w : weights) dweights.push_back(torch::zeros_like(w));
+  for (auto& b : biases) dbiases.push_back(torch::zeros_like(b));
+  Tensor dhead_wt = torch::zeros_like(head_wt);
+  Tensor dhead_b = torch::zeros_like(head_b);
+  Tensor dmem = torch::zeros({B, M, N}, opts);       // grad of the memory after step t
+  Tensor dmem_prev = torch::empty({B, M, N}, opts);  // grad of the memory before it (both (M, N))
+  Tensor dw = torch::zeros({B, H, N}, opts);         // grad of step t's weightings
+  Tensor dreads_rec = torch::zeros({B, RM}, opts);   // grad of reads_t from step t + 1
+  std::vector<Tensor> dh_rec, dc_rec;
+  for (int64_t l = 0; l < L; ++l) {
+    dh_rec.push_back(torch::zeros({B, C}, opts));
+    dc_rec.push_back(torch::zeros({B, C}, opts));
+  }
+  Tensor draw = torch::empty({B, d.P}, opts);
+  Tensor dreads_t = torch::empty({B, RM}, opts);
+  Tensor dpre = torch::empty({B, G}, opts);
+  Tensor zeros = torch::zeros({B, C}, opts);
+  const int64_t scratch_size = d.P + 7 * N + 2 * (N + K - 1);
+
+  AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "fused_backward", [&] {
+    using S = scalar_t;
+    std::vector<S> scratch_all(static_cast<size_t>(B * scratch_size));
+    for (int64_t t = T - 1; t >= 0; --t) {
+      at::add_out(dreads_t, dreads_seq[t], dreads_rec);
+      const S* rawp = raw[t].data_ptr<S>();
+      const S* actp = act[t].data_ptr<S>();
+      const S* memp = mem[t].data_ptr<S>();
+      const S* dmn = dmem.data_ptr<S>();
+      S* dmp = dmem_prev.data_ptr<S>();
+      const S* wprev = (t == 0 ? w0 : stages[4][t - 1]).data_ptr<S>();
+      const S* rn = rnorm[t].data_ptr<S>();
+      const S* cs = stages[0][t].data_ptr<S>();
+      const S* wc = stages[1][t].data_ptr<S>();
+      const S* wg = stages[2][t].data_ptr<S>();
+      const S* ws = stages[3][t].data_ptr<S>();
+      const S* w = stages[4][t].data_ptr<S>();
+      const S* lws = stages[5][t].data_ptr<S>();
+      const S* drd = dreads_t.data_ptr<S>();
+      S* dwp = dw.data_ptr<S>();
+      S* drawp = draw.data_ptr<S>();
+      S* scr = scratch_all.data();
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) {
+          heads_backward<S>(d, rawp + b * d.P, actp + b * d.P, memp + b * N * M,
+                            dmn + b * N * M, dmp + b * N * M, wprev + b * H * N, rn + b * N,
+                            cs + b * H * N, wc + b * H * N, wg + b * H * N, ws + b * H * N,
+                            lws + b * H * N, w + b * H * N, drd + b * RM, dwp + b * H * N, drawp + b * d.P,
+                            scr + b * scratch_size);
+        }
+      });
+      std::swap(dmem, dmem_prev);
+      // Head projection: raw = head_b + top @ head_wt.
+      Tensor top = hs[L - 1][t];
+      dhead_wt.addmm_(top.t(), draw);
+      dhead_b.add_(draw.sum(0));
+      Tensor dh = at::addmm(dh_seq[t], draw, head_wt.t());
+      // Controller, top layer down.
+      for (int64_t l = L - 1; l >= 0; --l) {
+        Tensor below = l == 0 ? (t == 0 ? reads0 : reads[t - 1]) : hs[l - 1][t];
+        const int64_t bw = below.size(1);
+        if (lstm) {
+          dh.add_(dh_rec[l]);
+          Tensor c_prev = t == 0 ? zeros : cells[l][t - 1];
+          Tensor h_prev = t == 0 ? zeros : hs[l][t - 1];
+          const S* gp = gates[l][t].data_ptr<S>();
+          const S* tcp = tanhc[l][t].data_ptr<S>();
+          const S* cprev = c_prev.data_ptr<S>();
+          const S* dhp = dh.data_ptr<S>();
+          S* dcp = dc_rec[l].data_ptr<S>();
+          S* dp = dpre.data_ptr<S>();
+          for (int64_t b = 0; b < B; ++b) {
+            const int64_t o = b * 4 * C;
+            for (int64_t j = 0; j < C; ++j) {
+              const S i_ = gp[o + j], f_ = gp[o + C + j], o_ = gp[o + 2 * C + j],
+                      g_ = gp[o + 3 * C + j];
+              const S tc = tcp[b * C + j];
+              const S dhv = dhp[b * C + j];
+              const S dc = dcp[b * C + j] + dhv * o_ * (S(1) - tc * tc);
+              dp[o + j] = dc * g_ * i_ * (S(1) - i_);
+              dp[o + C + j] = dc * cprev[b * C + j] * f_ * (S(1) - f_);
+              dp[o + 2 * C + j] = dhv * tc * o_ * (S(1) - o_);
+              dp[o + 3 * C + j] = dc * i_ * (S(1) - g_ * g_);
+              dcp[b * C + j] = dc * f_;
+            }
+          }
+          Tensor wl = weights[l];
+          dweights[l].narrow(0, 0, bw).addmm_(below.t(), dpre);
+          dweights[l].narrow(0, bw, C).addmm_(h_prev.t(), dpre);
+          at::mm_out(dh_rec[l], dpre, wl.narrow(0, bw, C).t());
+          Tensor dbelow = at::mm(dpre, wl.narrow(0, 0, bw).t());
+          if (l == 0) {
+            dx[t].copy_(dpre);
+            dreads_rec.copy_(dbelow);
+          } else {
+            dbiases[l - 1].add_(dpre.sum(0));
+            dh = dbelow;
+          }
+        } else {
+          Tensor ht = hs[l][t];
+          at::mul_out(dpre, dh, 1 - ht * ht);
+          dweights[l].addmm_(below.t(), dpre);
+          Tensor dbelow = at::mm(dpre, weights[l].t());
+          if (l == 0) {
+            dx[t].copy_(dpre);
+            dreads_rec.copy_(dbelow);
+          } else {
+            dbiases[l - 1].add_(dpre.sum(0));
+            dh = dbelow;
+          }
+        }
+      }
+    }
+  });
+  std::vector<Tensor> out{dx};
+  for (auto& g : dweights) out.push_back(g);
+  for (auto& g : dbiases) out.push_back(g);
+  out.push_back(dhead_wt);
+  out.push_back(dhead_b);
+  out.push_back(dmem.transpose(1, 2).contiguous());
+  out.push_back(dreads_rec);
+  out.push_back(dw);
+  return out;
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &fused_forward, "NTM unroll, forward");
+  m.def("backward", &fused_backward, "NTM unroll, backward");
+}

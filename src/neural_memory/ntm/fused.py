@@ -1,0 +1,190 @@
+r"""The NTM's whole unroll as one C++ call with a hand-written backward pass (issue 7).
+
+The plain :class:`~neural_memory.ntm.NTM` forward pass is a Python loop over time that issues
+a few dozen small PyTorch operations per step; recording them for autograd and replaying their
+backward costs about 450 operator calls per step, and on a CPU at batch 32 that overhead, not
+the arithmetic, is most of a training step (``benchmarks/profile_step.py``). This module
+computes the same function -- controller, head parameters, the four addressing stages, read,
+write, for every step -- in one compiled C++ function (``_fused.cpp``), and its gradient in
+another, written out by hand:
+
+* **forward**: per step, the controller's matrix products go to BLAS (``addmm``); everything
+  per memory row (activations, cosine similarity, the two softmaxes, gate, circular shift,
+  sharpening, read, erase and add) runs in plain loops, one batch element at a time,
+  parallel over the batch (``at::parallel_for``, i.e. ``torch.set_num_threads``). It saves
+  the memory before every step, the head parameters and every addressing stage.
+* **backward**: the chain rule through the same stages in reverse order, step by step from
+  the last: write (erase product, add sum), read, sharpening
+  (:math:`\partial w / \partial \gamma`, :math:`\partial w / \partial \tilde w`), shift,
+  interpolation, content addressing (softmax, cosine similarity, the norms' gradients), the
+  activations and the clip, the head layer, the LSTM cell, and the recurrences into the
+  previous step's memory, weightings, read vectors and controller state.
+
+It is opt-in (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`, ``train --fused``):
+the first use compiles the extension (about a minute; cached afterwards under
+``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. Supported: LSTM or
+feedforward controllers of any depth, any number of read and write heads, any shift width and
+clip, float32 and float64 on the CPU; soft addressing only (``hard_addressing="none"``), and no
+trace (``return_trace=True`` runs the plain path, which computes the same values). The tests
+(``tests/test_ntm_fused.py``) compare outputs and gradients with the plain path in float64 and
+check the gradient numerically with ``torch.autograd.gradcheck``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = ["FusedUnsupported", "fused_available", "fused_unroll", "load_extension"]
+
+_SOURCE = Path(__file__).with_name("_fused.cpp")
+_EXTENSION = None
+
+
+class FusedUnsupported(ValueError):
+    """The fused unroll cannot run this model or input (the message says why)."""
+
+
+def load_extension(verbose: bool = False):
+    """Compile (first call; cached on disk afterwards) and return the C++ extension.
+
+    Raises:
+        RuntimeError: the extension could not be built (no C++ compiler or no ``ninja``); the
+            message says what to install. The plain path needs neither.
+    """
+    global _EXTENSION
+    if _EXTENSION is None:
+        from torch.utils import cpp_extension
+
+        if shutil.which("ninja") is None:  # pip's ninja sits next to the interpreter
+            os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent),
+                                                  os.environ.get("PATH", "")])
+
+        try:
+            _EXTENSION = cpp_extension.load(
+                name="neural_memory_fused_ntm",
+                sources=[str(_SOURCE)],
+                extra_cflags=["-O3", "-march=native", "-fopenmp-simd"],
+                verbose=verbose,
+            )
+        except (RuntimeError, OSError, ImportError) as err:
+            raise RuntimeError(
+                "could not build the fused NTM extension (neural_memory/ntm/_fused.cpp): it needs "
+                "a C++ compiler (g++) and ninja (`pip install ninja`). The plain NTM path needs "
+                f"neither; leave use_fused off. Cause: {err}"
+            ) from err
+    return _EXTENSION
+
+
+def fused_available() -> bool:
+    """Whether the extension builds (or is already built) here."""
+    try:
+        load_extension()
+    except RuntimeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Meta:
+    read_heads: int
+    write_heads: int
+    num_shifts: int
+    lstm: bool
+    clip: float  # <= 0: none
+    layers: int
+    biases: int
+
+
+class _FusedUnroll(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, meta: _Meta, x_proj, head_wt, head_b, mem0, reads0, w0, *weights_biases):
+        ext = load_extension()
+        weights = list(weights_biases[: meta.layers])
+        biases = list(weights_biases[meta.layers :])
+        out = ext.forward(
+            x_proj, weights, biases, head_wt, head_b, mem0, reads0, w0,
+            meta.read_heads, meta.write_heads, meta.num_shifts, meta.lstm, meta.clip,
+        )
+        h_seq, reads = out[0], out[1]
+        ctx.meta = meta
+        ctx.save_for_backward(x_proj, head_wt, head_b, reads0, w0, *out[1:], *weights_biases)
+        return h_seq, reads
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh_seq, dreads):
+        meta: _Meta = ctx.meta
+        saved = ctx.saved_tensors
+        x_proj, head_wt, head_b, reads0, w0 = saved[:5]
+        reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs = saved[5:15]
+        weights_biases = saved[15:]
+        weights = list(weights_biases[: meta.layers])
+        biases = list(weights_biases[meta.layers :])
+        if dh_seq is None:
+            dh_seq = torch.zeros_like(hs[-1])
+        if dreads is None:
+            dreads = torch.zeros_like(reads)
+        grads = load_extension().backward(
+            dh_seq.contiguous(), dreads.contiguous(), x_proj, weights, biases, head_wt, head_b,
+            reads0, w0, reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs,
+            meta.read_heads, meta.write_heads, meta.num_shifts, meta.lstm, meta.clip,
+        )
+        dx = grads[0]
+        dweights = grads[1 : 1 + meta.layers]
+        dbiases = grads[1 + meta.layers : 1 + meta.layers + meta.biases]
+        dhead_wt, dhead_b, dmem0, dreads0, dw0 = grads[1 + meta.layers + meta.biases :]
+        return (None, dx, dhead_wt, dhead_b, dmem0, dreads0, dw0, *dweights, *dbiases)
+
+
+def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
+    """Controller outputs ``(B, T, C)`` and read vectors ``(B, T, R*M)`` of ``model`` (an
+    :class:`~neural_memory.ntm.NTM`) on ``x`` ``(B, T, input_size)``, computed by the fused
+    extension. Same values as the plain loop in ``NTM.forward``; differentiable.
+
+    Raises:
+        FusedUnsupported: hard addressing, a non-CPU tensor, or a dtype other than float32 or
+            float64.
+    """
+    cfg = model.config
+    if cfg.hard_addressing != "none":
+        raise FusedUnsupported(
+            f"the fused unroll supports soft addressing only; this model has "
+            f"hard_addressing={cfg.hard_addressing!r} (use the plain path)"
+        )
+    if x.device.type != "cpu":
+        raise FusedUnsupported(f"the fused unroll runs on the CPU only; got a {x.device} tensor")
+    memory0 = model.initial_memory()
+    if memory0.dtype not in (torch.float32, torch.float64):
+        raise FusedUnsupported(f"the fused unroll needs float32 or float64; got {memory0.dtype}")
+    batch = x.shape[0]
+    r, m = cfg.read_heads, cfg.memory_width
+    controller = model.controller
+    x_proj = controller.project_external(x.to(memory0.dtype)).transpose(0, 1).contiguous()
+    weights = [w.contiguous() for w in controller.prepare()]  # per layer (in, G)
+    biases = list(controller.biases[1:])
+    weight, bias = model.heads.fused_weight()
+    mem0 = memory0.expand(batch, -1, -1).contiguous()
+    reads0 = model.initial_reads().reshape(1, r * m).expand(batch, -1).contiguous()
+    w0 = model.initial_weights().expand(batch, -1, -1).contiguous()
+    meta = _Meta(
+        read_heads=r,
+        write_heads=cfg.write_heads,
+        num_shifts=cfg.num_shifts,
+        lstm=cfg.controller == "lstm",
+        clip=float(cfg.clip_controller) if cfg.clip_controller is not None else 0.0,
+        layers=len(weights),
+        biases=len(biases),
+    )
+    h_seq, reads = _FusedUnroll.apply(
+        meta, x_proj, weight.t().contiguous(), bias.contiguous(), mem0, reads0, w0,
+        *weights, *biases,
+    )
+    return h_seq.transpose(0, 1), reads.transpose(0, 1)  # (B, T, C), (B, T, R*M)

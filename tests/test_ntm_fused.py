@@ -1,0 +1,187 @@
+"""The fused C++ unroll (neural_memory.ntm.fused) against the plain PyTorch path.
+
+The plain path is itself tested against a naive per-sequence, per-head formulation
+(test_ntm_model.py); here the fused forward pass and its hand-written backward must give the
+same logits and the same gradient of every parameter, and the backward must pass a numerical
+gradient check.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neural_memory.ntm import NTM, NTMConfig
+from neural_memory.ntm.fused import FusedUnsupported, _FusedUnroll, _Meta, fused_available
+
+pytestmark = pytest.mark.skipif(
+    not fused_available(), reason="the fused extension needs a C++ compiler and ninja"
+)
+
+CONFIGS = {
+    "tiny": {},
+    "feedforward-2": {"controller": "feedforward", "controller_layers": 2},
+    "lstm-2-heads-2r3w-k5": {"controller_layers": 2, "read_heads": 2, "write_heads": 3,
+                             "num_shifts": 5},
+    "small-clip": {"clip_controller": 0.05},
+    "no-clip-row0": {"clip_controller": None, "learn_initial_weights": False},
+    "learned-memory": {"memory_init": "learned", "learn_initial_reads": False},
+    "random-memory-k1": {"memory_init": "random", "num_shifts": 1},
+    "controller-output-only": {"output_from_reads": False},
+    "one-linear-layer": {"split_head_layers": False},
+}
+
+
+def _model(overrides: dict, seed: int = 0, dtype=torch.float64) -> NTM:
+    torch.manual_seed(seed)
+    return NTM(NTMConfig.preset("tiny", **overrides)).to(dtype)
+
+
+def _logits_and_grads(model: NTM, x: torch.Tensor, fused: bool):
+    model.use_fused(fused)
+    logits = model(x)
+    weights = torch.linspace(-1, 1, logits.numel(), dtype=logits.dtype).view_as(logits)
+    grads = torch.autograd.grad((logits * weights).sum() + logits.pow(2).sum(),
+                                [p for p in model.parameters()], allow_unused=True)
+    return logits.detach(), grads
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fused_matches_plain_path_float64(name: str) -> None:
+    model = _model(CONFIGS[name])
+    x = torch.rand(3, 9, model.config.input_size, generator=torch.Generator().manual_seed(1),
+                   dtype=torch.float64).round()
+    plain, plain_grads = _logits_and_grads(model, x, fused=False)
+    fused, fused_grads = _logits_and_grads(model, x, fused=True)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+    names = [n for n, _ in model.named_parameters()]
+    for n, a, b in zip(names, fused_grads, plain_grads, strict=True):
+        assert (a is None) == (b is None), n
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11, msg=f"gradient of {n}")
+
+
+def test_clip_is_exercised_by_the_small_clip_config() -> None:
+    # Otherwise "small-clip" would not test the clip's gradient mask.
+    model = _model(CONFIGS["small-clip"])
+    x = torch.rand(3, 9, model.config.input_size, dtype=torch.float64)
+    _, trace = model(x, return_trace=True)
+    weight, bias = model.heads.fused_weight()
+    raw = torch.addmm(bias, trace.controller_output.reshape(-1, model.config.controller_size),
+                      weight.t())
+    clipped = (raw.abs() > 0.05).float().mean()
+    assert 0.2 < clipped < 0.8  # both sides of the clip occur
+
+
+def test_fused_float32_close_to_plain() -> None:
+    torch.manual_seed(0)
+    model = NTM(NTMConfig.preset("copy"))
+    x = torch.rand(4, 21, 9).round()
+    plain, plain_grads = _logits_and_grads(model, x, fused=False)
+    fused, fused_grads = _logits_and_grads(model, x, fused=True)
+    torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_fused_backward_passes_gradcheck() -> None:
+    gen = torch.Generator().manual_seed(3)
+    t, b, n, m, c, r, w, k = 3, 2, 5, 3, 4, 1, 2, 3
+    h = r + w
+    p = h * (m + 3 + k) + w * 2 * m
+    meta = _Meta(read_heads=r, write_heads=w, num_shifts=k, lstm=True, clip=2.0, layers=1,
+                 biases=0)
+
+    def rand(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).requires_grad_()
+
+    x_proj = rand(t, b, 4 * c)
+    head_wt, head_b = rand(c, p), rand(p, scale=0.5)
+    mem0 = rand(b, n, m)
+    reads0 = rand(b, r * m)
+    w0 = torch.softmax(torch.randn(b, h, n, generator=gen, dtype=torch.float64), -1).requires_grad_()
+    weight = rand(r * m + c, 4 * c, scale=0.5)
+
+    def f(*args):
+        return _FusedUnroll.apply(meta, *args)
+
+    assert torch.autograd.gradcheck(f, (x_proj, head_wt, head_b, mem0, reads0, w0, weight),
+                                    eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_training_steps_match_plain_path() -> None:
+    from neural_memory.tasks import get_task
+    from neural_memory.training import TrainConfig, make_optimizer, train_step
+
+    task = get_task("copy")
+    recipe = TrainConfig.preset("fast-adam", batch_size=4)
+    runs = []
+    for fused in (False, True):
+        model = _model({})
+        model.use_fused(fused)
+        optimizer = make_optimizer(model.parameters(), recipe)
+        gen = torch.Generator().manual_seed(5)
+        for _ in range(3):
+            batch = task.sample_train(4, gen)
+            batch = type(batch)(*(v.double() if v.is_floating_point() else v for v in batch))
+            train_step(model, batch, optimizer, recipe)
+        runs.append([p.detach().clone() for p in model.parameters()])
+    for a, b in zip(*runs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_trace_takes_the_plain_path_with_the_same_logits() -> None:
+    model = _model({}).use_fused()
+    x = torch.rand(2, 6, 9, dtype=torch.float64)
+    logits, trace = model(x, return_trace=True)
+    torch.testing.assert_close(model(x), logits, rtol=0, atol=1e-12)
+    assert trace.memory.shape == (2, 7, 16, 8)
+
+
+def test_non_contiguous_input_and_no_grad() -> None:
+    model = _model({}).use_fused()
+    x = torch.rand(6, 2, 9, dtype=torch.float64).transpose(0, 1)  # (2, 6, 9), not contiguous
+    with torch.no_grad():
+        fused = model(x)
+    model.use_fused(False)
+    with torch.no_grad():
+        plain = model(x)
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+
+
+def test_fused_flag_is_not_part_of_the_state() -> None:
+    model = _model({}).use_fused()
+    assert model.fused
+    other = _model({}, seed=1)
+    other.load_state_dict(model.state_dict())
+    assert not other.fused
+    x = torch.rand(2, 5, 9, dtype=torch.float64)
+    torch.testing.assert_close(other(x), model(x), rtol=0, atol=1e-12)
+
+
+def test_unsupported_models_are_refused() -> None:
+    hard = NTM(NTMConfig.preset("tiny", hard_addressing="read"))
+    with pytest.raises(FusedUnsupported, match="soft addressing only"):
+        hard.use_fused()
+    model = NTM(NTMConfig.preset("tiny")).use_fused()
+    with pytest.raises(ValueError, match="alternatives"):
+        model.compile_step()
+    with pytest.raises(ValueError, match="alternatives"):
+        NTM(NTMConfig.preset("tiny")).compile_step().use_fused()
+    with pytest.raises(FusedUnsupported, match="float32 or float64"):
+        model.to(torch.bfloat16)(torch.rand(1, 3, 9, dtype=torch.bfloat16))
+
+
+def test_run_training_fused_and_refused_for_lstm(tmp_path) -> None:
+    from neural_memory.baselines import LSTMConfig
+    from neural_memory.training import TrainConfig, run_training
+
+    recipe = TrainConfig.preset("tiny")
+    result = run_training("copy", "ntm", NTMConfig.preset("tiny"), recipe, tmp_path / "ntm",
+                          progress=False, fused=True)
+    assert result.model.fused
+    assert torch.isfinite(torch.tensor(result.metrics["eval_bit_errors"]))
+    with pytest.raises(ValueError, match="NTM only"):
+        run_training("copy", "lstm", LSTMConfig.preset("small"), recipe, tmp_path / "lstm",
+                     progress=False, fused=True)

@@ -185,3 +185,18 @@ def test_run_training_fused_and_refused_for_lstm(tmp_path) -> None:
     with pytest.raises(ValueError, match="NTM only"):
         run_training("copy", "lstm", LSTMConfig.preset("small"), recipe, tmp_path / "lstm",
                      progress=False, fused=True)
+
+
+def test_train_command_fused_flag(tmp_path, capsys) -> None:
+    from neural_memory.checkpoint import load_checkpoint
+    from neural_memory.train import main as train_main
+
+    out = tmp_path / "run"
+    args = ["--task", "copy", "--model", "ntm", "--preset", "tiny", "--recipe", "tiny",
+            "--out", str(out), "--no-progress", "--fused"]
+    assert train_main(args) == 0
+    manifest = load_checkpoint(out / "copy-ntm.pt").manifest
+    assert manifest["command"].endswith("--fused")
+    with pytest.raises(ValueError, match="NTM only"):
+        train_main(["--task", "copy", "--model", "lstm", "--preset", "tiny", "--recipe", "tiny",
+                    "--out", str(tmp_path / "lstm"), "--no-progress", "--fused"])

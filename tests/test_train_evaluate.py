@@ -258,3 +258,19 @@ def test_learning_rate_drops_once_and_survives_resume(tmp_path):
     for bad in ({"lr_drop_below": 0.0}, {"lr_drop_factor": 0.0}, {"lr_drop_factor": 2.0}):
         with pytest.raises(ValueError):
             TrainConfig.preset("tiny", **bad)
+
+
+def test_adam_options_reach_the_optimizer_and_are_validated():
+    from neural_memory.training import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    recipe = TrainConfig.preset("fast-adam", amsgrad=True, beta1=0.8, beta2=0.99)
+    group = make_optimizer(params, recipe).param_groups[0]
+    assert group["amsgrad"] is True and group["betas"] == (0.8, 0.99)
+    default = make_optimizer(params, TrainConfig.preset("fast-adam")).param_groups[0]
+    assert default["amsgrad"] is False and default["betas"] == (0.9, 0.999)
+    with pytest.raises(ValueError, match="needs optimizer='adam'"):
+        TrainConfig(optimizer="rmsprop", amsgrad=True)
+    for bad in ({"beta1": 1.0}, {"beta2": -0.1}, {"amsgrad": "yes"}):
+        with pytest.raises(ValueError):
+            TrainConfig.preset("fast-adam", **bad)

@@ -96,6 +96,9 @@ class TrainConfig:
     # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
     # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
     amsgrad: bool = False
+    # Adam only: the decay rates of its running means of the gradient and its square.
+    beta1: float = 0.9
+    beta2: float = 0.999
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam"):
@@ -123,6 +126,10 @@ class TrainConfig:
             raise ValueError(f"hard_mix_start must be in [0, 1], got {self.hard_mix_start!r}")
         if self.lr_drop_below is not None and not self.lr_drop_below > 0:
             raise ValueError(f"lr_drop_below must be > 0 or None, got {self.lr_drop_below!r}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
         if not isinstance(self.amsgrad, bool):
             raise ValueError(f"TrainConfig.amsgrad must be a bool, got {self.amsgrad!r}")
         if self.amsgrad and self.optimizer != "adam":
@@ -205,7 +212,8 @@ def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch
             params, lr=config.lr, alpha=config.alpha, eps=config.eps, momentum=config.momentum,
             centered=True,
         )
-    return torch.optim.Adam(params, lr=config.lr, eps=config.eps, amsgrad=config.amsgrad)
+    return torch.optim.Adam(params, lr=config.lr, eps=config.eps, amsgrad=config.amsgrad,
+                            betas=(config.beta1, config.beta2))
 
 
 def clip_gradients(params: Iterable[nn.Parameter], config: TrainConfig) -> None:

@@ -412,6 +412,10 @@ Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W,
 
 // Forward of the whole unroll. Returns {h_seq (T,B,C), reads (T,B,RM), saved...}; the saved
 // tensors go back into fused_backward unchanged.
+//
+// weights[l]: layer l's (input, G) matrix, input = [below | h_prev] for an LSTM (below: the read
+// vectors for layer 0, the layer underneath otherwise), [below] for a feedforward layer; the
+// external input's share (and layer 0's bias) is already in x_proj. biases: layers 1 .. L-1.
 std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
                                   std::vector<Tensor> biases, Tensor head_wt, Tensor head_b,
                                   Tensor mem0, Tensor reads0, Tensor w0, int64_t R, int64_t W,
@@ -420,12 +424,13 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
   const int64_t C = head_wt.size(0);
   Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, C, L, lstm, clip);
   auto opts = x_proj.options();
-  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * d.M;
+  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * d.M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;
+  const int64_t HN = H * N;
   Tensor mem = torch::empty({T + 1, B, M, N}, opts);  // transposed: (M, N) per sequence
   mem[0].copy_(mem0.transpose(1, 2));
-  Tensor raw = torch::empty({T, B, d.P}, opts);
-  Tensor act = torch::empty({T, B, d.P}, opts);
+  Tensor raw = torch::empty({T, B, P}, opts);
+  Tensor act = torch::empty({T, B, P}, opts);
   Tensor rnorm = torch::empty({T, B, N}, opts);
   Tensor stages = torch::empty({6, T, B, H, N}, opts);  // cos, wc, wg, ws, w, log(ws + tiny)
   Tensor reads = torch::empty({T, B, RM}, opts);
@@ -433,10 +438,22 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
   Tensor cells = torch::empty({L, T, B, C}, opts);  // LSTM: c
   Tensor tanhc = torch::empty({L, T, B, C}, opts);  // LSTM: tanh(c)
   Tensor hs = torch::empty({L, T, B, C}, opts);
-  Tensor zeros = torch::zeros({B, C}, opts);
+  std::vector<Tensor> inputs;  // per layer (T, B, input): what weights[l] multiplied
+  for (int64_t l = 0; l < L; ++l) inputs.push_back(torch::empty({T, B, weights[l].size(0)}, opts));
   Tensor pre = torch::empty({B, G}, opts);
   Tensor z = torch::empty({B, H, N}, opts);    // softmax inputs
   Tensor wst = torch::empty({B, H, N}, opts);  // ws + tiny
+  Tensor head_b_rows = head_b.expand({B, P});
+  std::vector<Tensor> bias_rows;
+  for (auto& b : biases) bias_rows.push_back(b.expand({B, G}));
+  Tensor wc_all = stages[1], w_all = stages[4], logws_all = stages[5];
+  std::vector<Tensor> gates_l, cells_l, tanhc_l, hs_l;
+  for (int64_t l = 0; l < L; ++l) {
+    gates_l.push_back(gates[l]);
+    cells_l.push_back(cells[l]);
+    tanhc_l.push_back(tanhc[l]);
+    hs_l.push_back(hs[l]);
+  }
 
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "fused_forward", [&] {
     using S = scalar_t;
@@ -447,222 +464,247 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
         for (int64_t b = b0; b < b1; ++b) body(b);
       });
     };
+    S* mem_p = mem.data_ptr<S>();
+    S* raw_p = raw.data_ptr<S>();
+    S* act_p = act.data_ptr<S>();
+    S* rnorm_p = rnorm.data_ptr<S>();
+    S* stages_p = stages.data_ptr<S>();
+    S* reads_p = reads.data_ptr<S>();
+    S* gates_p = gates.data_ptr<S>();
+    S* cells_p = cells.data_ptr<S>();
+    S* tanhc_p = tanhc.data_ptr<S>();
+    S* hs_p = hs.data_ptr<S>();
+    const S* reads0_p = reads0.data_ptr<S>();
+    const S* w0_p = w0.data_ptr<S>();
+    S* z_p = z.data_ptr<S>();
+    S* wst_p = wst.data_ptr<S>();
+    const int64_t stage = T * B * HN;  // one stage's size
+    auto stage_at = [&](int64_t k, int64_t t) { return stages_p + k * stage + t * B * HN; };
     for (int64_t t = 0; t < T; ++t) {
-      Tensor below = t == 0 ? reads0 : reads[t - 1];
+      const S* below = t == 0 ? reads0_p : reads_p + (t - 1) * B * RM;
+      int64_t bw = RM;
       for (int64_t l = 0; l < L; ++l) {
-        const int64_t bw = below.size(1);
-        Tensor start = l == 0 ? x_proj[t] : biases[l - 1].expand({B, G});
+        const int64_t in = weights[l].size(0);
+        Tensor u = inputs[l][t];  // (B, in) = [below | h_prev]
+        S* up = u.data_ptr<S>();
+        const S* h_prev = hs_p + (l * T + t - (t > 0 ? 1 : 0)) * B * C;  // read only if t > 0
+        for (int64_t b = 0; b < B; ++b) {
+          for (int64_t k = 0; k < bw; ++k) up[b * in + k] = below[b * bw + k];
+          if (lstm)
+            for (int64_t k = 0; k < C; ++k) up[b * in + bw + k] = t == 0 ? S(0) : h_prev[b * C + k];
+        }
+        const Tensor& start = l == 0 ? x_proj[t] : bias_rows[l - 1];
+        S* hp = hs_p + (l * T + t) * B * C;
         if (lstm) {
-          Tensor h_prev = t == 0 ? zeros : hs[l][t - 1];
-          Tensor c_prev = t == 0 ? zeros : cells[l][t - 1];
-          at::addmm_out(pre, start, below, weights[l].narrow(0, 0, bw));
-          pre.addmm_(h_prev, weights[l].narrow(0, bw, C));
-          Tensor gt = gates[l][t], ct = cells[l][t], tc = tanhc[l][t], ht = hs[l][t];
+          at::addmm_out(pre, start, u, weights[l]);
+          Tensor gt = gates_l[l][t];
           Tensor ifo = gt.narrow(1, 0, 3 * C), cand = gt.narrow(1, 3 * C, C);
           at::sigmoid_out(ifo, pre.narrow(1, 0, 3 * C));
           at::tanh_out(cand, pre.narrow(1, 3 * C, C));
-          const S* gp = gt.data_ptr<S>();
-          const S* cprev = c_prev.data_ptr<S>();
-          S* cp = ct.data_ptr<S>();
+          const S* gp = gates_p + (l * T + t) * B * G;
+          const S* cprev = cells_p + (l * T + t - (t > 0 ? 1 : 0)) * B * C;  // read only if t > 0
+          S* cp = cells_p + (l * T + t) * B * C;
           for (int64_t b = 0; b < B; ++b) {
             const S* gb = gp + b * 4 * C;
             for (int64_t j = 0; j < C; ++j)
-              cp[b * C + j] = gb[C + j] * cprev[b * C + j] + gb[j] * gb[3 * C + j];
+              cp[b * C + j] = gb[C + j] * (t == 0 ? S(0) : cprev[b * C + j]) + gb[j] * gb[3 * C + j];
           }
-          at::tanh_out(tc, ct);
-          const S* tcp = tc.data_ptr<S>();
-          S* hp = ht.data_ptr<S>();
+          Tensor tc = tanhc_l[l][t];
+          at::tanh_out(tc, cells_l[l][t]);
+          const S* tcp = tanhc_p + (l * T + t) * B * C;
           for (int64_t b = 0; b < B; ++b) {
             const S* gb = gp + b * 4 * C;
             for (int64_t j = 0; j < C; ++j) hp[b * C + j] = gb[2 * C + j] * tcp[b * C + j];
           }
         } else {
-          Tensor ht = hs[l][t];
-          at::addmm_out(ht, start, below, weights[l]);
+          Tensor ht = hs_l[l][t];
+          at::addmm_out(ht, start, u, weights[l]);
           ht.tanh_();
         }
-        below = hs[l][t];
+        below = hp;
+        bw = C;
       }
-      Tensor top = hs[L - 1][t];
       Tensor raw_t = raw[t];
-      at::addmm_out(raw_t, head_b.expand({B, d.P}), top, head_wt);
-      const S* rawp = raw_t.data_ptr<S>();
-      S* actp = act[t].data_ptr<S>();
-      const S* memp = mem[t].data_ptr<S>();
-      S* memo = mem[t + 1].data_ptr<S>();
-      const S* wprev = (t == 0 ? w0 : stages[4][t - 1]).data_ptr<S>();
-      S* rn = rnorm[t].data_ptr<S>();
-      S* cs = stages[0][t].data_ptr<S>();
-      S* wc = stages[1][t].data_ptr<S>();
-      S* wg = stages[2][t].data_ptr<S>();
-      S* ws = stages[3][t].data_ptr<S>();
-      S* w = stages[4][t].data_ptr<S>();
-      S* lws = stages[5][t].data_ptr<S>();
-      S* zp = z.data_ptr<S>();
-      S* wstp = wst.data_ptr<S>();
-      S* rd = reads[t].data_ptr<S>();
-      const int64_t HN = H * N;
+      at::addmm_out(raw_t, head_b_rows, hs_l[L - 1][t], head_wt);
+      const S* rawp = raw_p + t * B * P;
+      S* actp = act_p + t * B * P;
+      const S* memp = mem_p + t * B * M * N;
+      S* memo = mem_p + (t + 1) * B * M * N;
+      const S* wprev = t == 0 ? w0_p : stage_at(4, t - 1);
+      S* rn = rnorm_p + t * B * N;
+      S* cs = stage_at(0, t);
+      S* wc = stage_at(1, t);
+      S* wg = stage_at(2, t);
+      S* ws = stage_at(3, t);
+      S* w = stage_at(4, t);
+      S* lws = stage_at(5, t);
+      S* rd = reads_p + t * B * RM;
       per_batch([&](int64_t b) {
-        heads_forward_content<S>(d, rawp + b * d.P, actp + b * d.P, memp + b * N * M, rn + b * N,
-                                 cs + b * HN, zp + b * HN);
+        heads_forward_content<S>(d, rawp + b * P, actp + b * P, memp + b * N * M, rn + b * N,
+                                 cs + b * HN, z_p + b * HN);
       });
-      Tensor wc_t = stages[1][t], w_t = stages[4][t], logws_t = stages[5][t];
+      Tensor wc_t = wc_all[t], w_t = w_all[t], logws_t = logws_all[t];
       at::_softmax_out(wc_t, z, 2, false);  // content weighting
       per_batch([&](int64_t b) {
-        heads_forward_shift<S>(d, actp + b * d.P, wc + b * HN, wprev + b * HN, wg + b * HN,
-                               ws + b * HN, wstp + b * HN, pw_all.data() + b * padded);
+        heads_forward_shift<S>(d, actp + b * P, wc + b * HN, wprev + b * HN, wg + b * HN,
+                               ws + b * HN, wst_p + b * HN, pw_all.data() + b * padded);
       });
       at::log_out(logws_t, wst);
-      per_batch([&](int64_t b) { heads_forward_gamma<S>(d, actp + b * d.P, lws + b * HN, zp + b * HN); });
+      per_batch([&](int64_t b) { heads_forward_gamma<S>(d, actp + b * P, lws + b * HN, z_p + b * HN); });
       at::_softmax_out(w_t, z, 2, false);  // sharpened weighting
       per_batch([&](int64_t b) {
-        heads_forward_memory<S>(d, actp + b * d.P, memp + b * N * M, w + b * HN, rd + b * RM,
+        heads_forward_memory<S>(d, actp + b * P, memp + b * N * M, w + b * HN, rd + b * RM,
                                 memo + b * N * M);
       });
     }
   });
   Tensor h_seq = hs[L - 1];
-  return {h_seq, reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs};
+  std::vector<Tensor> out{h_seq, reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs};
+  for (auto& u : inputs) out.push_back(u);
+  return out;
 }
 
 // Backward of fused_forward. Returns grads of {x_proj, weights..., biases..., head_wt, head_b,
-// mem0, reads0, w0} in that order (weights and biases as many as given).
+// mem0, reads0, w0} in that order (L weights, L - 1 biases). Per step it carries the
+// grads of the memory, the weightings, the read vectors and the controller state back one step;
+// the weight matrices' grads are one matrix product each at the end, over all steps at once.
 std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_proj,
-                                   std::vector<Tensor> weights, std::vector<Tensor> biases,
-                                   Tensor head_wt, Tensor head_b, Tensor reads0, Tensor w0,
-                                   Tensor reads, Tensor mem, Tensor raw, Tensor act,
-                                   Tensor rnorm, Tensor stages, Tensor gates, Tensor cells,
-                                   Tensor tanhc, Tensor hs, int64_t R, int64_t W, int64_t K, bool lstm,
-                                   double clip) {
+                                   std::vector<Tensor> weights, Tensor head_wt, Tensor w0,
+                                   Tensor mem,
+                                   Tensor raw, Tensor act, Tensor rnorm, Tensor stages,
+                                   Tensor gates, Tensor cells, Tensor tanhc, Tensor hs,
+                                   std::vector<Tensor> inputs, int64_t R, int64_t W, int64_t K,
+                                   bool lstm, double clip) {
   const int64_t L = static_cast<int64_t>(weights.size());
   const int64_t C = head_wt.size(0);
   Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, C, L, lstm, clip);
   auto opts = x_proj.options();
-  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * M;
+  const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;
+  const int64_t HN = H * N;
 
-  Tensor dx = torch::empty_like(x_proj);
-  std::vector<Tensor> dweights, dbiases;
-  for (auto& w : weights) dweights.push_back(torch::zeros_like(w));
-  for (auto& b : biases) dbiases.push_back(torch::zeros_like(b));
-  Tensor dhead_wt = torch::zeros_like(head_wt);
-  Tensor dhead_b = torch::zeros_like(head_b);
+  Tensor dx = torch::empty_like(x_proj);  // = layer 0's pre-activation grads
+  std::vector<Tensor> dpre_all{dx};       // per layer (T, B, G)
+  for (int64_t l = 1; l < L; ++l) dpre_all.push_back(torch::empty({T, B, G}, opts));
+  std::vector<Tensor> du;                 // per layer (B, input): grad of [below | h_prev]
+  for (int64_t l = 0; l < L; ++l) du.push_back(torch::zeros({B, weights[l].size(0)}, opts));
+  std::vector<Tensor> weights_t;
+  for (auto& w : weights) weights_t.push_back(w.t());
+  Tensor draw_all = torch::empty({T, B, P}, opts);
   Tensor dmem = torch::zeros({B, M, N}, opts);       // grad of the memory after step t
   Tensor dmem_prev = torch::empty({B, M, N}, opts);  // grad of the memory before it (both (M, N))
   Tensor dw = torch::zeros({B, H, N}, opts);         // grad of step t's weightings
-  Tensor dreads_rec = torch::zeros({B, RM}, opts);   // grad of reads_t from step t + 1
-  std::vector<Tensor> dh_rec, dc_rec;
-  for (int64_t l = 0; l < L; ++l) {
-    dh_rec.push_back(torch::zeros({B, C}, opts));
-    dc_rec.push_back(torch::zeros({B, C}, opts));
-  }
-  Tensor draw = torch::empty({B, d.P}, opts);
   Tensor dreads_t = torch::empty({B, RM}, opts);
-  Tensor dpre = torch::empty({B, G}, opts);
-  Tensor zeros = torch::zeros({B, C}, opts);
+  Tensor dh = torch::empty({B, C}, opts);            // grad of the top layer's output
+  std::vector<Tensor> dc_rec;
+  for (int64_t l = 0; l < L; ++l) dc_rec.push_back(torch::zeros({B, C}, opts));
+  Tensor head_w = head_wt.t();
   const int64_t scratch_size = d.P + 7 * N + 2 * (N + K - 1);
 
   AT_DISPATCH_FLOATING_TYPES(x_proj.scalar_type(), "fused_backward", [&] {
     using S = scalar_t;
     std::vector<S> scratch_all(static_cast<size_t>(B * scratch_size));
+    const S* mem_p = mem.data_ptr<S>();
+    const S* raw_p = raw.data_ptr<S>();
+    const S* act_p = act.data_ptr<S>();
+    const S* rnorm_p = rnorm.data_ptr<S>();
+    const S* stages_p = stages.data_ptr<S>();
+    const S* gates_p = gates.data_ptr<S>();
+    const S* cells_p = cells.data_ptr<S>();
+    const S* tanhc_p = tanhc.data_ptr<S>();
+    const S* hs_p = hs.data_ptr<S>();
+    const S* w0_p = w0.data_ptr<S>();
+    const S* dreads_seq_p = dreads_seq.data_ptr<S>();
+    S* draw_p = draw_all.data_ptr<S>();
+    S* dreads_p = dreads_t.data_ptr<S>();
+    S* dw_p = dw.data_ptr<S>();
+    S* dh_p = dh.data_ptr<S>();
+    const int64_t stage = T * B * HN;
+    auto stage_at = [&](int64_t k, int64_t t) { return stages_p + k * stage + t * B * HN; };
     for (int64_t t = T - 1; t >= 0; --t) {
-      at::add_out(dreads_t, dreads_seq[t], dreads_rec);
-      const S* rawp = raw[t].data_ptr<S>();
-      const S* actp = act[t].data_ptr<S>();
-      const S* memp = mem[t].data_ptr<S>();
+      // Grad of this step's read vectors: the output's, plus the controller's at step t + 1.
+      const S* du0 = du[0].data_ptr<S>();
+      const int64_t in0 = weights[0].size(0);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < RM; ++k)
+          dreads_p[b * RM + k] = dreads_seq_p[(t * B + b) * RM + k] + du0[b * in0 + k];
+      const S* rawp = raw_p + t * B * P;
+      const S* actp = act_p + t * B * P;
+      const S* memp = mem_p + t * B * M * N;
       const S* dmn = dmem.data_ptr<S>();
       S* dmp = dmem_prev.data_ptr<S>();
-      const S* wprev = (t == 0 ? w0 : stages[4][t - 1]).data_ptr<S>();
-      const S* rn = rnorm[t].data_ptr<S>();
-      const S* cs = stages[0][t].data_ptr<S>();
-      const S* wc = stages[1][t].data_ptr<S>();
-      const S* wg = stages[2][t].data_ptr<S>();
-      const S* ws = stages[3][t].data_ptr<S>();
-      const S* w = stages[4][t].data_ptr<S>();
-      const S* lws = stages[5][t].data_ptr<S>();
-      const S* drd = dreads_t.data_ptr<S>();
-      S* dwp = dw.data_ptr<S>();
-      S* drawp = draw.data_ptr<S>();
+      const S* wprev = t == 0 ? w0_p : stage_at(4, t - 1);
+      const S* rn = rnorm_p + t * B * N;
+      const S* cs = stage_at(0, t);
+      const S* wc = stage_at(1, t);
+      const S* wg = stage_at(2, t);
+      const S* ws = stage_at(3, t);
+      const S* w = stage_at(4, t);
+      const S* lws = stage_at(5, t);
+      S* drawp = draw_p + t * B * P;
       S* scr = scratch_all.data();
       at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) {
-          heads_backward<S>(d, rawp + b * d.P, actp + b * d.P, memp + b * N * M,
-                            dmn + b * N * M, dmp + b * N * M, wprev + b * H * N, rn + b * N,
-                            cs + b * H * N, wc + b * H * N, wg + b * H * N, ws + b * H * N,
-                            lws + b * H * N, w + b * H * N, drd + b * RM, dwp + b * H * N, drawp + b * d.P,
+          heads_backward<S>(d, rawp + b * P, actp + b * P, memp + b * N * M, dmn + b * N * M,
+                            dmp + b * N * M, wprev + b * HN, rn + b * N, cs + b * HN,
+                            wc + b * HN, wg + b * HN, ws + b * HN, lws + b * HN, w + b * HN,
+                            dreads_p + b * RM, dw_p + b * HN, drawp + b * P,
                             scr + b * scratch_size);
         }
       });
       std::swap(dmem, dmem_prev);
-      // Head projection: raw = head_b + top @ head_wt.
-      Tensor top = hs[L - 1][t];
-      dhead_wt.addmm_(top.t(), draw);
-      dhead_b.add_(draw.sum(0));
-      Tensor dh = at::addmm(dh_seq[t], draw, head_wt.t());
-      // Controller, top layer down.
+      // The top layer's output: from the logits (dh_seq) and from the heads (raw = h @ head_wt).
+      at::addmm_out(dh, dh_seq[t], draw_all[t], head_w);
+      // Controller, top layer down. dh_p holds the grad of layer l's output at step t, apart
+      // from the recurrent part, which is in du[l] (from step t + 1).
       for (int64_t l = L - 1; l >= 0; --l) {
-        Tensor below = l == 0 ? (t == 0 ? reads0 : reads[t - 1]) : hs[l - 1][t];
-        const int64_t bw = below.size(1);
+        const int64_t in = weights[l].size(0);
+        const int64_t bw = l == 0 ? RM : C;
+        S* dul = du[l].data_ptr<S>();
+        S* dp = dpre_all[l].data_ptr<S>() + t * B * G;
         if (lstm) {
-          dh.add_(dh_rec[l]);
-          Tensor c_prev = t == 0 ? zeros : cells[l][t - 1];
-          Tensor h_prev = t == 0 ? zeros : hs[l][t - 1];
-          const S* gp = gates[l][t].data_ptr<S>();
-          const S* tcp = tanhc[l][t].data_ptr<S>();
-          const S* cprev = c_prev.data_ptr<S>();
-          const S* dhp = dh.data_ptr<S>();
+          const S* gp = gates_p + (l * T + t) * B * G;
+          const S* tcp = tanhc_p + (l * T + t) * B * C;
+          const S* cprev = cells_p + (l * T + t - (t > 0 ? 1 : 0)) * B * C;  // c_{t-1}
           S* dcp = dc_rec[l].data_ptr<S>();
-          S* dp = dpre.data_ptr<S>();
           for (int64_t b = 0; b < B; ++b) {
             const int64_t o = b * 4 * C;
             for (int64_t j = 0; j < C; ++j) {
               const S i_ = gp[o + j], f_ = gp[o + C + j], o_ = gp[o + 2 * C + j],
                       g_ = gp[o + 3 * C + j];
               const S tc = tcp[b * C + j];
-              const S dhv = dhp[b * C + j];
+              const S dhv = dh_p[b * C + j] + dul[b * in + bw + j];
               const S dc = dcp[b * C + j] + dhv * o_ * (S(1) - tc * tc);
               dp[o + j] = dc * g_ * i_ * (S(1) - i_);
-              dp[o + C + j] = dc * cprev[b * C + j] * f_ * (S(1) - f_);
+              dp[o + C + j] = t == 0 ? S(0) : dc * cprev[b * C + j] * f_ * (S(1) - f_);
               dp[o + 2 * C + j] = dhv * tc * o_ * (S(1) - o_);
               dp[o + 3 * C + j] = dc * i_ * (S(1) - g_ * g_);
               dcp[b * C + j] = dc * f_;
             }
           }
-          Tensor wl = weights[l];
-          dweights[l].narrow(0, 0, bw).addmm_(below.t(), dpre);
-          dweights[l].narrow(0, bw, C).addmm_(h_prev.t(), dpre);
-          at::mm_out(dh_rec[l], dpre, wl.narrow(0, bw, C).t());
-          Tensor dbelow = at::mm(dpre, wl.narrow(0, 0, bw).t());
-          if (l == 0) {
-            dx[t].copy_(dpre);
-            dreads_rec.copy_(dbelow);
-          } else {
-            dbiases[l - 1].add_(dpre.sum(0));
-            dh = dbelow;
-          }
         } else {
-          Tensor ht = hs[l][t];
-          at::mul_out(dpre, dh, 1 - ht * ht);
-          dweights[l].addmm_(below.t(), dpre);
-          Tensor dbelow = at::mm(dpre, weights[l].t());
-          if (l == 0) {
-            dx[t].copy_(dpre);
-            dreads_rec.copy_(dbelow);
-          } else {
-            dbiases[l - 1].add_(dpre.sum(0));
-            dh = dbelow;
-          }
+          const S* hp = hs_p + (l * T + t) * B * C;
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < C; ++j)
+              dp[b * C + j] = dh_p[b * C + j] * (S(1) - hp[b * C + j] * hp[b * C + j]);
         }
+        Tensor dpre_t = dpre_all[l][t];
+        at::mm_out(du[l], dpre_t, weights_t[l]);  // (B, input)
+        if (l > 0)
+          for (int64_t b = 0; b < B; ++b)
+            for (int64_t j = 0; j < C; ++j) dh_p[b * C + j] = dul[b * in + j];
       }
     }
   });
   std::vector<Tensor> out{dx};
-  for (auto& g : dweights) out.push_back(g);
-  for (auto& g : dbiases) out.push_back(g);
-  out.push_back(dhead_wt);
-  out.push_back(dhead_b);
+  // Weight grads over all steps at once: inputs (T*B, input)^T @ dpre (T*B, G).
+  for (int64_t l = 0; l < L; ++l)
+    out.push_back(at::mm(inputs[l].view({T * B, -1}).t(), dpre_all[l].view({T * B, G})));
+  for (int64_t l = 1; l < L; ++l) out.push_back(dpre_all[l].sum({0, 1}));
+  out.push_back(at::mm(hs[L - 1].view({T * B, C}).t(), draw_all.view({T * B, P})));
+  out.push_back(draw_all.sum({0, 1}));
   out.push_back(dmem.transpose(1, 2).contiguous());
-  out.push_back(dreads_rec);
+  out.push_back(du[0].narrow(1, 0, RM).contiguous());
   out.push_back(dw);
   return out;
 }

@@ -115,7 +115,9 @@ class _FusedUnroll(torch.autograd.Function):
         )
         h_seq, reads = out[0], out[1]
         ctx.meta = meta
-        ctx.save_for_backward(x_proj, head_wt, head_b, reads0, w0, *out[1:], *weights_biases)
+        # Saved: x_proj, head_wt, w0; mem, raw, act, rnorm, stages, gates, cells, tanhc, hs;
+        # each layer's inputs; the controller weights.
+        ctx.save_for_backward(x_proj, head_wt, w0, *out[2:11], *out[11:], *weights)
         return h_seq, reads
 
     @staticmethod
@@ -123,18 +125,18 @@ class _FusedUnroll(torch.autograd.Function):
     def backward(ctx, dh_seq, dreads):
         meta: _Meta = ctx.meta
         saved = ctx.saved_tensors
-        x_proj, head_wt, head_b, reads0, w0 = saved[:5]
-        reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs = saved[5:15]
-        weights_biases = saved[15:]
-        weights = list(weights_biases[: meta.layers])
-        biases = list(weights_biases[meta.layers :])
+        x_proj, head_wt, w0 = saved[:3]
+        mem, raw, act, rnorm, stages, gates, cells, tanhc, hs = saved[3:12]
+        inputs = list(saved[12 : 12 + meta.layers])
+        weights = list(saved[12 + meta.layers :])
         if dh_seq is None:
             dh_seq = torch.zeros_like(hs[-1])
         if dreads is None:
-            dreads = torch.zeros_like(reads)
+            dreads = torch.zeros(x_proj.shape[0], x_proj.shape[1], meta.read_heads * mem.shape[2],
+                                 dtype=x_proj.dtype)
         grads = load_extension().backward(
-            dh_seq.contiguous(), dreads.contiguous(), x_proj, weights, biases, head_wt, head_b,
-            reads0, w0, reads, mem, raw, act, rnorm, stages, gates, cells, tanhc, hs,
+            dh_seq.contiguous(), dreads.contiguous(), x_proj, weights, head_wt, w0, mem, raw,
+            act, rnorm, stages, gates, cells, tanhc, hs, inputs,
             meta.read_heads, meta.write_heads, meta.num_shifts, meta.lstm, meta.clip,
         )
         dx = grads[0]

@@ -1,6 +1,6 @@
 """Where one NTM training step's time goes: torch.profiler over a few steps, one thread.
 
-    python benchmarks/profile_step.py [--batch 32] [--length 10] [--out benchmarks/results/profile.txt]
+    python benchmarks/profile_step.py [--batch 32] [--length 10] [--fused] [--out FILE]
 
 Prints forward and forward+backward times, the per-time-step cost and the operator table
 (sorted by self CPU time), and writes the same text to ``--out``.
@@ -24,11 +24,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=10, help="copy length L (T = 2L + 1)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "profile.txt")
+    parser.add_argument("--fused", action="store_true", help="profile the fused C++ unroll")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: results/profile.txt (results/profile-fused.txt with --fused)")
     args = parser.parse_args()
+    if args.out is None:
+        name = "profile-fused.txt" if args.fused else "profile.txt"
+        args.out = Path(__file__).resolve().parent / "results" / name
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = NTM(NTMConfig.preset("copy"))
+    if args.fused:
+        model.use_fused()
     x, y, mask = copy_batch(args.batch, args.length, torch.Generator().manual_seed(0))
     steps = x.shape[1]
 
@@ -43,7 +50,8 @@ def main() -> None:
 
     run(3, True)
     fwd, both = run(10, False), run(10, True)
-    lines = [f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, one thread",
+    mode = "fused C++ unroll" if args.fused else "plain (eager) path"
+    lines = [f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}, one thread; {mode}",
              f"B={args.batch} T={steps}: forward {fwd * 1e3:.1f} ms, forward+backward {both * 1e3:.1f} ms; "
              f"per time step: forward {fwd / steps * 1e6:.0f} us, backward {(both - fwd) / steps * 1e6:.0f} us"]
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -1,9 +1,9 @@
 """NTM benchmarks: training and evaluation throughput, time to converge on copy, peak memory.
 
-    python benchmarks/run.py                 # everything (about 20 minutes of one core)
+    python benchmarks/run.py --fused --row0-weights --recipe fast-adam-settle   # make bench
     python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
-    python benchmarks/run.py --only throughput
-    python benchmarks/run.py --only convergence --seeds 5
+    python benchmarks/run.py --only throughput --fused
+    python benchmarks/run.py --only convergence --fused --row0-weights --seed-list 2 3
 
 One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
 the machine (CPU model, cores, load average, torch version), to ``--out`` as JSON. See

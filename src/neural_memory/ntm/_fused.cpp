@@ -181,6 +181,16 @@ void heads_forward_memory(const Dims& d, const S* act, const S* mt, const S* w, 
   for (int64_t r = 0; r < R; ++r)
     for (int64_t m = 0; m < M; ++m) reads[r * M + m] = dot(w + r * N, mt + m * N, N);
   // Write: all erases (a product over write heads), then all adds (a sum).
+  if (d.W == 1) {  // the common case, in one pass
+    const S* wv = w + R * N;
+    for (int64_t m = 0; m < M; ++m) {
+      S* out = mt_out + m * N;
+      const S* col = mt + m * N;
+      const S e = act[H * A + m], a = act[H * A + M + m];
+      for (int64_t i = 0; i < N; ++i) out[i] = col[i] * (S(1) - wv[i] * e) + wv[i] * a;
+    }
+    return;
+  }
   for (int64_t m = 0; m < M; ++m) {
     S* out = mt_out + m * N;
     const S* col = mt + m * N;
@@ -223,7 +233,27 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
   for (int64_t p = 0; p < d.P; ++p) dact[p] = 0;
   for (int64_t i = 0; i < N; ++i) drn[i] = 0;
   // Write. keep(m, i) = prod_v (1 - w_v(i) e_v(m)); others = the same product without head wh.
-  for (int64_t m = 0; m < M; ++m) {
+  for (int64_t m = 0; m < M && W == 1; ++m) {  // the common case, in one pass (others = 1)
+    const S* g_out = dmt_next + m * N;
+    const S* col = mt + m * N;
+    S* dcol = dmt + m * N;
+    const int64_t off = H * A;
+    const S e = act[off + m], a = act[off + M + m];
+    const S* wv = w + R * N;
+    S* dwv = dw + R * N;
+    S de = 0, da = 0;
+#pragma omp simd reduction(+ : de, da)
+    for (int64_t i = 0; i < N; ++i) {
+      const S go = g_out[i];
+      dcol[i] = go * (S(1) - wv[i] * e);
+      dwv[i] += go * (a - col[i] * e);
+      de -= go * col[i] * wv[i];
+      da += go * wv[i];
+    }
+    dact[off + m] += de;
+    dact[off + M + m] += da;
+  }
+  for (int64_t m = 0; m < M && W > 1; ++m) {
     const S* g_out = dmt_next + m * N;
     const S* col = mt + m * N;
     S* dcol = dmt + m * N;

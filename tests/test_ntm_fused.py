@@ -200,3 +200,13 @@ def test_train_command_fused_flag(tmp_path, capsys) -> None:
     with pytest.raises(ValueError, match="NTM only"):
         train_main(["--task", "copy", "--model", "lstm", "--preset", "tiny", "--recipe", "tiny",
                     "--out", str(tmp_path / "lstm"), "--no-progress", "--fused"])
+
+
+def test_callers_denormal_mode_is_left_alone() -> None:
+    # The extension flushes subnormal numbers to zero while it runs (a speed measure); afterwards
+    # the caller's arithmetic must keep them.
+    model = NTM(NTMConfig.preset("tiny")).use_fused()
+    model(torch.rand(2, 5, 9)).sum().backward()
+    tiny = torch.tensor(1e-39, dtype=torch.float32)  # subnormal in float32
+    assert (tiny * 1.0).item() != 0.0
+    assert (tiny / 2).item() > 0.0

@@ -169,11 +169,13 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
     batch = x.shape[0]
     r, m = cfg.read_heads, cfg.memory_width
     controller = model.controller
-    x_proj = controller.project_external(x.to(memory0.dtype)).transpose(0, 1).contiguous()
-    weights = [w.contiguous() for w in controller.prepare()]  # per layer (in, G)
+    # Time first; views where the extension only multiplies (BLAS takes transposed and strided
+    # matrices as they are); contiguous copies only where it reads raw memory.
+    x_proj = controller.project_external(x.transpose(0, 1).to(memory0.dtype))  # (T, B, G)
+    weights = controller.prepare()  # per layer (input, G), transposed views
     biases = list(controller.biases[1:])
     weight, bias = model.heads.fused_weight()
-    mem0 = memory0.expand(batch, -1, -1).contiguous()
+    mem0 = memory0.expand(batch, -1, -1)  # copied (transposed) into the extension's memory
     reads0 = model.initial_reads().reshape(1, r * m).expand(batch, -1).contiguous()
     w0 = model.initial_weights().expand(batch, -1, -1).contiguous()
     meta = _Meta(
@@ -186,7 +188,7 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
         biases=len(biases),
     )
     h_seq, reads = _FusedUnroll.apply(
-        meta, x_proj, weight.t().contiguous(), bias.contiguous(), mem0, reads0, w0,
+        meta, x_proj.contiguous(), weight.t(), bias, mem0, reads0, w0,
         *weights, *biases,
     )
     return h_seq.transpose(0, 1), reads.transpose(0, 1)  # (B, T, C), (B, T, R*M)

@@ -1,6 +1,8 @@
-"""Markdown tables from a results JSON written by ``run.py`` (pasted into book/performance.md).
+"""Markdown tables from results JSON written by ``run.py`` (pasted into book/performance.md).
 
     python benchmarks/report.py benchmarks/results/cpu.json
+    python benchmarks/report.py --merge A.json B.json          # one table from split seed lists
+    python benchmarks/report.py --relapse A.json B.json ...    # one row per file: how it relapsed
 """
 
 from __future__ import annotations
@@ -50,5 +52,57 @@ def tables(result: dict) -> str:
     return "\n".join(lines)
 
 
+def merged(results: list[dict]) -> dict:
+    """Convergence results of one recipe run as several processes (``--seed-list``), as one."""
+    from convergence import ConvergenceSettings, summarise
+
+    first = dict(results[0])
+    seeds = sorted((r for res in results for r in res["convergence"]["seeds"]), key=lambda r: r["seed"])
+    settings = ConvergenceSettings(**first["convergence"]["summary"]["settings"])
+    load_after = max(res["convergence"].get("load_after", [0.0])[0] for res in results)
+    first["convergence"] = {"summary": summarise(seeds, settings), "seeds": seeds,
+                            "load_after": [load_after]}
+    first["load_at_start"] = [max(res["load_at_start"][0] for res in results)]
+    return first
+
+
+def relapse_row(path: Path, result: dict) -> str:
+    """One line: the recipe change, how many seeds converged and relapsed, the worst means."""
+    c = result["convergence"]
+    recipe = result["recipe"]
+    change = []
+    if recipe.get("lr_drop_below") is not None:
+        change.append(f"lr x{recipe['lr_drop_factor']:g} at convergence")
+    if recipe.get("amsgrad"):
+        change.append("AMSGrad")
+    if recipe.get("eps", 1e-8) != 1e-8:
+        change.append(f"Adam eps {recipe['eps']:g}")
+    if recipe.get("beta2", 0.999) != 0.999:
+        change.append(f"beta2 {recipe['beta2']:g}")
+    done = [r for r in c["seeds"] if r["converged"]]
+    worst = ", ".join(f"{r['worst_running_mean_after_converging']:.2f}" for r in done)
+    relapsed = sum(bool(r["relapsed"]) for r in done)
+    len20 = ", ".join(f"{r['eval_length_20']['bit_errors']:.2f}" for r in c["seeds"])
+    path_kind = "fused" if result.get("fused") else "plain"
+    partial = " (stopped early)" if c.get("partial") else ""
+    return (f"| {'; '.join(change) or 'none'} | {path_kind} | {len(c['seeds'])}{partial} | "
+            f"{len(done)} | {relapsed} | {worst} | {len20} | `{path.name}` |")
+
+
+def relapse_table(paths: list[Path]) -> str:
+    lines = ["| change to fast-adam | path | seeds | converged | relapsed | worst running mean "
+             "after converging, per converged seed | length 20: bit errors/seq at the end, per seed | file |",
+             "|---|---|---:|---:|---:|---|---|---|"]
+    lines += [relapse_row(p, json.loads(p.read_text())) for p in paths]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(tables(json.loads(Path(sys.argv[1]).read_text())))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    args = sys.argv[1:]
+    if args and args[0] == "--relapse":
+        print(relapse_table([Path(a) for a in args[1:]]))
+    elif args and args[0] == "--merge":
+        print(tables(merged([json.loads(Path(a).read_text()) for a in args[1:]])))
+    else:
+        print(tables(json.loads(Path(args[0]).read_text())))

@@ -8,20 +8,29 @@ computes the same function -- controller, head parameters, the four addressing s
 write, for every step -- in one compiled C++ function (``_fused.cpp``), and its gradient in
 another, written out by hand:
 
-* **forward**: per step, the controller's matrix products go to BLAS (``addmm``); everything
-  per memory row (activations, cosine similarity, the two softmaxes, gate, circular shift,
-  sharpening, read, erase and add) runs in plain loops, one batch element at a time,
-  parallel over the batch (``at::parallel_for``, i.e. ``torch.set_num_threads``). It saves
-  the memory before every step, the head parameters and every addressing stage.
+* **forward**: per step, the controller's and the heads' matrix products go to BLAS
+  (``addmm``); the transcendental functions of the whole batch (the LSTM gates, the content
+  softmax, the sharpening's logarithm and softmax) to PyTorch's vectorised kernels; everything
+  else per memory row (activations, cosine similarity, gate, circular shift, read, erase and
+  add) runs in plain loops, one batch element at a time, parallel over the batch
+  (``at::parallel_for``, i.e. ``torch.set_num_threads``). The memory is held transposed
+  (``M x N`` per sequence) so that those loops run along the rows and vectorise. It saves the
+  memory before every step, the head parameters, every addressing stage and each controller
+  layer's inputs.
 * **backward**: the chain rule through the same stages in reverse order, step by step from
   the last: write (erase product, add sum), read, sharpening
   (:math:`\partial w / \partial \gamma`, :math:`\partial w / \partial \tilde w`), shift,
   interpolation, content addressing (softmax, cosine similarity, the norms' gradients), the
   activations and the clip, the head layer, the LSTM cell, and the recurrences into the
-  previous step's memory, weightings, read vectors and controller state.
+  previous step's memory, weightings, read vectors and controller state. The weight matrices'
+  gradients are then one matrix product each, over all steps at once.
+
+While the kernel runs, subnormal floats are flushed to zero (x86 MXCSR; the caller's mode is
+restored afterwards): sharpened weightings hold entries around 1e-40, and arithmetic on such
+numbers takes a slow path. Results differ from the plain path by float rounding only.
 
 It is opt-in (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`, ``train --fused``):
-the first use compiles the extension (about a minute; cached afterwards under
+the first use compiles the extension (30-60 s here; cached afterwards under
 ``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. Supported: LSTM or
 feedforward controllers of any depth, any number of read and write heads, any shift width and
 clip, float32 and float64 on the CPU; soft addressing only (``hard_addressing="none"``), and no

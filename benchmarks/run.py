@@ -105,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a field of the recipe, e.g. lr_drop_factor=0.3")
     parser.add_argument("--row0-weights", action="store_true",
                         help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch.set_num_threads (default 1; the tables in the book say when not)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     seconds = args.seconds or (3.0 if args.quick else 15.0)
     seeds = args.seeds or (2 if args.quick else 5)
     out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                     "recipe": asdict(recipe), "quick": args.quick,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"machine: {result['machine'].get('Model name', '?')}, {os.cpu_count()} logical CPUs, "
-          f"torch {torch.__version__}, one thread; load {result['load_at_start']}")
+          f"torch {torch.__version__}, {args.threads} thread(s); load {result['load_at_start']}")
     if not torch.cuda.is_available():
         print("no GPU here: GPU table not measured")
     if args.only in (None, "throughput"):

@@ -90,8 +90,7 @@ def test_fused_backward_passes_gradcheck() -> None:
     t, b, n, m, c, r, w, k = 3, 2, 5, 3, 4, 1, 2, 3
     h = r + w
     p = h * (m + 3 + k) + w * 2 * m
-    meta = _Meta(read_heads=r, write_heads=w, num_shifts=k, lstm=True, clip=2.0, layers=1,
-                 biases=0)
+    meta = _Meta(read_heads=r, write_heads=w, num_shifts=k, lstm=True, clip=2.0, layers=1)
 
     def rand(*shape, scale=1.0):
         return (torch.randn(*shape, generator=gen, dtype=torch.float64) * scale).requires_grad_()

@@ -39,8 +39,7 @@ struct FlushDenormals {
 };
 
 struct Dims {
-  int64_t T, B, N, M, R, W, H, K, C, L, P, A, G;
-  bool lstm;
+  int64_t T, B, N, M, R, W, H, K, P, A;  // A: one head's address width M + 3 + K
   double clip;  // <= 0: no clipping
 };
 
@@ -88,10 +87,11 @@ inline S clip_value(S x, double clip) {
   return x < -c ? -c : (x > c ? c : x);
 }
 
-// Forward of the heads for one step and one batch element, in three phases; between them the
-// caller runs the softmaxes and the logarithm for the whole batch with ATen's vectorised kernels.
+// Forward of the heads for one step and one batch element, in four phases (content, shift,
+// gamma, memory); between them the caller runs the two softmaxes and the logarithm for the whole
+// batch with ATen's vectorised kernels.
 //   raw (P): the raw head parameters (before clipping); act (P): written, the activated ones.
-//   mem (N, M): memory before the step; rnorm (N), cos (H, N): written.
+//   mt (M, N): memory before the step, transposed; rnorm (N), cos (H, N): written.
 //   z (H, N): written, beta * cos (the content softmax's input).
 template <typename S>
 void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* rnorm, S* cos,
@@ -250,59 +250,62 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
   for (int64_t p = 0; p < d.P; ++p) dact[p] = 0;
   for (int64_t i = 0; i < N; ++i) drn[i] = 0;
   // Write. keep(m, i) = prod_v (1 - w_v(i) e_v(m)); others = the same product without head wh.
-  for (int64_t m = 0; m < M && W == 1; ++m) {  // the common case, in one pass (others = 1)
-    const S* g_out = dmt_next + m * N;
-    const S* col = mt + m * N;
-    S* dcol = dmt + m * N;
-    const int64_t off = H * A;
-    const S e = act[off + m], a = act[off + M + m];
-    const S* wv = w + R * N;
-    S* dwv = dw + R * N;
-    S de = 0, da = 0;
-#pragma omp simd reduction(+ : de, da)
-    for (int64_t i = 0; i < N; ++i) {
-      const S go = g_out[i];
-      dcol[i] = go * (S(1) - wv[i] * e);
-      dwv[i] += go * (a - col[i] * e);
-      de -= go * col[i] * wv[i];
-      da += go * wv[i];
-    }
-    dact[off + m] += de;
-    dact[off + M + m] += da;
-  }
-  for (int64_t m = 0; m < M && W > 1; ++m) {
-    const S* g_out = dmt_next + m * N;
-    const S* col = mt + m * N;
-    S* dcol = dmt + m * N;
-    for (int64_t i = 0; i < N; ++i) keep[i] = 1;
-    for (int64_t v = 0; v < W; ++v) {
-      const S* wv = w + (R + v) * N;
-      const S e = act[H * A + v * 2 * M + m];
-      for (int64_t i = 0; i < N; ++i) keep[i] *= S(1) - wv[i] * e;
-    }
-    for (int64_t i = 0; i < N; ++i) dcol[i] = g_out[i] * keep[i];
-    for (int64_t wh = 0; wh < W; ++wh) {
-      for (int64_t i = 0; i < N; ++i) others[i] = 1;
-      for (int64_t v = 0; v < W; ++v) {
-        if (v == wh) continue;
-        const S* wv = w + (R + v) * N;
-        const S e = act[H * A + v * 2 * M + m];
-        for (int64_t i = 0; i < N; ++i) others[i] *= S(1) - wv[i] * e;
-      }
-      const int64_t off = H * A + wh * 2 * M;
+  if (W == 1) {  // the common case, in one pass (others = 1)
+    for (int64_t m = 0; m < M; ++m) {
+      const S* g_out = dmt_next + m * N;
+      const S* col = mt + m * N;
+      S* dcol = dmt + m * N;
+      const int64_t off = H * A;
       const S e = act[off + m], a = act[off + M + m];
-      const S* wv = w + (R + wh) * N;
-      S* dwv = dw + (R + wh) * N;
+      const S* wv = w + R * N;
+      S* dwv = dw + R * N;
       S de = 0, da = 0;
 #pragma omp simd reduction(+ : de, da)
       for (int64_t i = 0; i < N; ++i) {
         const S go = g_out[i];
-        dwv[i] += go * (a - col[i] * e * others[i]);
-        de -= go * col[i] * wv[i] * others[i];
+        dcol[i] = go * (S(1) - wv[i] * e);
+        dwv[i] += go * (a - col[i] * e);
+        de -= go * col[i] * wv[i];
         da += go * wv[i];
       }
       dact[off + m] += de;
       dact[off + M + m] += da;
+    }
+  } else {
+    for (int64_t m = 0; m < M; ++m) {
+      const S* g_out = dmt_next + m * N;
+      const S* col = mt + m * N;
+      S* dcol = dmt + m * N;
+      for (int64_t i = 0; i < N; ++i) keep[i] = 1;
+      for (int64_t v = 0; v < W; ++v) {
+        const S* wv = w + (R + v) * N;
+        const S e = act[H * A + v * 2 * M + m];
+        for (int64_t i = 0; i < N; ++i) keep[i] *= S(1) - wv[i] * e;
+      }
+      for (int64_t i = 0; i < N; ++i) dcol[i] = g_out[i] * keep[i];
+      for (int64_t wh = 0; wh < W; ++wh) {
+        for (int64_t i = 0; i < N; ++i) others[i] = 1;
+        for (int64_t v = 0; v < W; ++v) {
+          if (v == wh) continue;
+          const S* wv = w + (R + v) * N;
+          const S e = act[H * A + v * 2 * M + m];
+          for (int64_t i = 0; i < N; ++i) others[i] *= S(1) - wv[i] * e;
+        }
+        const int64_t off = H * A + wh * 2 * M;
+        const S e = act[off + m], a = act[off + M + m];
+        const S* wv = w + (R + wh) * N;
+        S* dwv = dw + (R + wh) * N;
+        S de = 0, da = 0;
+#pragma omp simd reduction(+ : de, da)
+        for (int64_t i = 0; i < N; ++i) {
+          const S go = g_out[i];
+          dwv[i] += go * (a - col[i] * e * others[i]);
+          de -= go * col[i] * wv[i] * others[i];
+          da += go * wv[i];
+        }
+        dact[off + m] += de;
+        dact[off + M + m] += da;
+      }
     }
   }
   // Read.
@@ -435,22 +438,18 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
 }
 
 Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W, int64_t K,
-               int64_t C, int64_t L, bool lstm, double clip) {
+               double clip) {
   Dims d;
   d.T = x_proj.size(0);
   d.B = x_proj.size(1);
-  d.G = x_proj.size(2);
   d.N = N;
   d.M = M;
   d.R = R;
   d.W = W;
   d.H = R + W;
   d.K = K;
-  d.C = C;
-  d.L = L;
   d.A = d.M + 3 + K;
   d.P = d.H * d.A + W * 2 * d.M;
-  d.lstm = lstm;
   d.clip = clip;
   return d;
 }
@@ -470,7 +469,7 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
   FlushDenormals flush;
   const int64_t L = static_cast<int64_t>(weights.size());
   const int64_t C = head_wt.size(0);
-  Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, C, L, lstm, clip);
+  Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, clip);
   auto opts = x_proj.options();
   const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * d.M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;
@@ -627,7 +626,7 @@ std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_pr
   FlushDenormals flush;
   const int64_t L = static_cast<int64_t>(weights.size());
   const int64_t C = head_wt.size(0);
-  Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, C, L, lstm, clip);
+  Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, clip);
   auto opts = x_proj.options();
   const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;

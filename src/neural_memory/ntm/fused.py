@@ -52,7 +52,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FusedUnsupported", "fused_available", "fused_unroll", "load_extension"]
+__all__ = ["FusedUnsupported", "check_supported", "fused_available", "fused_unroll",
+           "load_extension"]
 
 _SOURCE = Path(__file__).with_name("_fused.cpp")
 _EXTENSION = None
@@ -60,6 +61,16 @@ _EXTENSION = None
 
 class FusedUnsupported(ValueError):
     """The fused unroll cannot run this model or input (the message says why)."""
+
+
+def check_supported(config) -> None:
+    """Raise :class:`FusedUnsupported` unless the fused unroll can run an NTM of ``config`` (an
+    :class:`~neural_memory.ntm.NTMConfig`): soft heads only."""
+    if config.hard_addressing != "none":
+        raise FusedUnsupported(
+            f"the fused unroll supports soft addressing only; this model has "
+            f"hard_addressing={config.hard_addressing!r} (use the plain path)"
+        )
 
 
 def _cflags() -> list[str]:
@@ -119,7 +130,11 @@ class _Meta:
     lstm: bool
     clip: float  # <= 0: none
     layers: int
-    biases: int
+
+    @property
+    def biases(self) -> int:
+        """Bias vectors passed separately: layers 1 .. L-1 (layer 0's is in x_proj)."""
+        return self.layers - 1
 
 
 class _FusedUnroll(torch.autograd.Function):
@@ -136,7 +151,7 @@ class _FusedUnroll(torch.autograd.Function):
         ctx.meta = meta
         # Saved: x_proj, head_wt, w0; mem, raw, act, rnorm, stages, gates, cells, tanhc, hs;
         # each layer's inputs; the controller weights.
-        ctx.save_for_backward(x_proj, head_wt, w0, *out[2:11], *out[11:], *weights)
+        ctx.save_for_backward(x_proj, head_wt, w0, *out[2:], *weights)
         return h_seq, reads
 
     @staticmethod
@@ -175,11 +190,7 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
             float64.
     """
     cfg = model.config
-    if cfg.hard_addressing != "none":
-        raise FusedUnsupported(
-            f"the fused unroll supports soft addressing only; this model has "
-            f"hard_addressing={cfg.hard_addressing!r} (use the plain path)"
-        )
+    check_supported(cfg)
     if x.device.type != "cpu":
         raise FusedUnsupported(f"the fused unroll runs on the CPU only; got a {x.device} tensor")
     memory0 = model.initial_memory()
@@ -204,7 +215,6 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
         lstm=cfg.controller == "lstm",
         clip=float(cfg.clip_controller) if cfg.clip_controller is not None else 0.0,
         layers=len(weights),
-        biases=len(biases),
     )
     h_seq, reads = _FusedUnroll.apply(
         meta, x_proj.contiguous(), weight.t(), bias, mem0, reads0, w0,

@@ -428,7 +428,7 @@ class NTM(nn.Module):
         """Opt in to (or out of) the fused C++ unroll with its hand-written backward
         (:mod:`~neural_memory.ntm.fused`); returns the model itself.
 
-        The first call compiles the extension (about a minute, then cached on disk), so an
+        The first call compiles the extension (30-60 s here, then cached on disk), so an
         unsupported model or a missing compiler fails here, not in the middle of training.
         Same values as the plain path up to float rounding (the tests compare them); a forward
         pass with ``return_trace=True`` always takes the plain path.
@@ -437,14 +437,10 @@ class NTM(nn.Module):
             FusedUnsupported: hard addressing (soft heads only).
             RuntimeError: the extension cannot be built here (no C++ compiler or ninja).
         """
-        from neural_memory.ntm.fused import FusedUnsupported, load_extension
+        from neural_memory.ntm.fused import check_supported, load_extension
 
         if enabled:
-            if self.config.hard_addressing != "none":
-                raise FusedUnsupported(
-                    f"the fused unroll supports soft addressing only; this model has "
-                    f"hard_addressing={self.config.hard_addressing!r}"
-                )
+            check_supported(self.config)
             if self._compiled_step is not None:
                 raise ValueError("use_fused and compile_step are alternatives; use one")
             load_extension()

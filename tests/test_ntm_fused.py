@@ -29,6 +29,8 @@ CONFIGS = {
     "random-memory-k1": {"memory_init": "random", "num_shifts": 1},
     "controller-output-only": {"output_from_reads": False},
     "one-linear-layer": {"split_head_layers": False},
+    # more rows than the kernel's 32-row blocks, and a remainder (70 = 2 * 32 + 6)
+    "rows-70-2r": {"memory_rows": 70, "read_heads": 2},
 }
 
 

@@ -12,6 +12,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -80,6 +81,40 @@ inline S dot(const S* a, const S* b, int64_t n) {
   return acc;
 }
 
+// Rows of the memory summed at once in the loops over rows that accumulate over its columns.
+constexpr int64_t kBlock = 32;
+
+// out[i] = sum_m v[m] mt[m * N + i] (v = nullptr: sum_m mt[m * N + i]^2), for the N rows of a
+// transposed memory mt (M, N). A block of kBlock rows is summed in registers, enough independent
+// sums to keep the multiply-add units busy; the sum over m runs in increasing m for every row.
+template <typename S>
+inline void sum_columns(const S* mt, const S* v, int64_t M, int64_t N, S* out) {
+  int64_t i0 = 0;
+  for (; i0 + kBlock <= N; i0 += kBlock) {
+    S acc[kBlock] = {};
+    for (int64_t m = 0; m < M; ++m) {
+      const S* row = mt + m * N + i0;
+      if (v == nullptr) {
+#pragma omp simd
+        for (int64_t k = 0; k < kBlock; ++k) acc[k] += row[k] * row[k];
+      } else {
+        const S vm = v[m];
+#pragma omp simd
+        for (int64_t k = 0; k < kBlock; ++k) acc[k] += vm * row[k];
+      }
+    }
+    for (int64_t k = 0; k < kBlock; ++k) out[i0 + k] = acc[k];
+  }
+  for (; i0 < N; ++i0) {
+    S acc = 0;
+    for (int64_t m = 0; m < M; ++m) {
+      const S x = mt[m * N + i0];
+      acc += v == nullptr ? x * x : v[m] * x;
+    }
+    out[i0] = acc;
+  }
+}
+
 template <typename S>
 inline S clip_value(S x, double clip) {
   if (clip <= 0) return x;
@@ -116,11 +151,7 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
     }
   }
   // The memory is held transposed, mt(m, i): every loop below runs along the N rows.
-  for (int64_t i = 0; i < N; ++i) rnorm[i] = 0;
-  for (int64_t m = 0; m < M; ++m) {
-    const S* col = mt + m * N;
-    for (int64_t i = 0; i < N; ++i) rnorm[i] += col[i] * col[i];
-  }
+  sum_columns<S>(mt, nullptr, M, N, rnorm);
   for (int64_t i = 0; i < N; ++i) rnorm[i] = std::sqrt(rnorm[i]);
   for (int64_t h = 0; h < H; ++h) {
     const S* key = act + h * A;
@@ -128,12 +159,7 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
     const S kn = std::sqrt(dot(key, key, M));
     S* c = cos + h * N;
     S* zh = z + h * N;
-    for (int64_t i = 0; i < N; ++i) c[i] = 0;
-    for (int64_t m = 0; m < M; ++m) {
-      const S km = key[m];
-      const S* col = mt + m * N;
-      for (int64_t i = 0; i < N; ++i) c[i] += km * col[i];
-    }
+    sum_columns<S>(mt, key, M, N, c);
     for (int64_t i = 0; i < N; ++i) {
       c[i] /= kn * rnorm[i] + eps;
       zh[i] = beta * c[i];
@@ -308,17 +334,34 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
       }
     }
   }
-  // Read.
+  // Read: dw_r(i) += sum_m dr_r(m) M(i, m), summed over m in registers for a block of rows;
+  // dM(i, m) += w_r(i) dr_r(m).
   for (int64_t r = 0; r < R; ++r) {
     const S* wr = w + r * N;
+    const S* dr = dreads + r * M;
     S* dwr = dw + r * N;
-    for (int64_t m = 0; m < M; ++m) {
-      const S dr = dreads[r * M + m];
-      const S* col = mt + m * N;
-      S* dcol = dmt + m * N;
-      for (int64_t i = 0; i < N; ++i) {
-        dwr[i] += dr * col[i];
-        dcol[i] += wr[i] * dr;
+    for (int64_t i0 = 0; i0 < N; i0 += kBlock) {
+      const int64_t n = std::min(kBlock, N - i0);
+      if (n == kBlock) {
+        S acc[kBlock];
+        for (int64_t k = 0; k < kBlock; ++k) acc[k] = dwr[i0 + k];
+        for (int64_t m = 0; m < M; ++m) {
+          const S* col = mt + m * N + i0;
+          S* dcol = dmt + m * N + i0;
+          const S drm = dr[m];
+#pragma omp simd
+          for (int64_t k = 0; k < kBlock; ++k) {
+            acc[k] += drm * col[k];
+            dcol[k] += wr[i0 + k] * drm;
+          }
+        }
+        for (int64_t k = 0; k < kBlock; ++k) dwr[i0 + k] = acc[k];
+      } else {
+        for (int64_t m = 0; m < M; ++m)
+          for (int64_t k = 0; k < n; ++k) {
+            dwr[i0 + k] += dr[m] * mt[m * N + i0 + k];
+            dmt[m * N + i0 + k] += wr[i0 + k] * dr[m];
+          }
       }
     }
   }

@@ -25,6 +25,17 @@ def tables(result: dict) -> str:
                          f"{r['train']['sequences_per_second']:,.0f} | {r['eval']['sequences_per_second']:,.0f} | "
                          f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} |")
         lines.append("")
+    if "throughput_summary" in result:
+        lines += ["| batch | mode | repeats | training (seq/s): median [lowest, highest] "
+                  "| evaluation (seq/s): median [lowest, highest] | training / plain path |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for e in result["throughput_summary"]:
+            cells = [f"{e[p]['median']:,.0f} [{e[p]['min']:,.0f}, {e[p]['max']:,.0f}]"
+                     for p in ("train", "eval")]
+            ratio = e.get("train_vs_eager_median")
+            lines.append(f"| {e['batch']} | {e['mode']} | {e['repeats']} | {cells[0]} | {cells[1]} | "
+                         f"{'' if ratio is None else f'{ratio:.2f}x'} |")
+        lines.append("")
     if "convergence" in result:
         c = result["convergence"]
         lines += ["| seed | converged | sequences | seconds | worst running mean after | relapse "

@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -71,18 +72,50 @@ def peak_memory_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
-def throughput_table(batches: list[int], seconds: float, mode: str, recipe: TrainConfig) -> list[dict]:
+def throughput_rows(batches: list[int], seconds: float, modes: list[str], recipe: TrainConfig,
+                    repeats: int = 1) -> list[dict]:
+    """Each (batch, mode) measured ``repeats`` times, interleaved -- repeat, batch, then mode
+    innermost -- so that the modes compared at a batch are measured minutes, not tens of
+    minutes, apart on a machine whose speed drifts."""
     rows = []
-    for b in batches:
-        row = {"batch": b, "mode": mode, "compiled_step": mode == "compiled", "load_before": load()}
-        row["train"] = train_throughput(b, seconds, recipe, mode)
-        row["eval"] = eval_throughput(b, seconds, mode)
-        row["load_after"] = load()
-        rows.append(row)
-        print(f"{b:>6} {mode:>9} "
-              f"{row['train']['sequences_per_second']:>12.1f} {row['eval']['sequences_per_second']:>12.1f}"
-              f"   load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}", flush=True)
+    for repeat in range(repeats):
+        for b in batches:
+            for mode in modes:
+                row = {"batch": b, "mode": mode, "compiled_step": mode == "compiled",
+                       "repeat": repeat, "load_before": load()}
+                row["train"] = train_throughput(b, seconds, recipe, mode)
+                row["eval"] = eval_throughput(b, seconds, mode)
+                row["load_after"] = load()
+                rows.append(row)
+                print(f"{b:>6} {mode:>9} "
+                      f"{row['train']['sequences_per_second']:>12.1f} "
+                      f"{row['eval']['sequences_per_second']:>12.1f}"
+                      f"   load {row['load_before'][0]:.2f} -> {row['load_after'][0]:.2f}"
+                      + (f"   (repeat {repeat + 1} of {repeats})" if repeats > 1 else ""), flush=True)
     return rows
+
+
+def throughput_summary(rows: list[dict]) -> list[dict]:
+    """Per (batch, mode): median, lowest and highest rate over the repeats; per batch, the median
+    over repeats of each mode's training rate divided by the plain (eager) path's in the same
+    repeat."""
+    summary = []
+    for b in sorted({r["batch"] for r in rows}):
+        eager = {r["repeat"]: r["train"]["sequences_per_second"]
+                 for r in rows if r["batch"] == b and r["mode"] == "eager"}
+        for mode in dict.fromkeys(r["mode"] for r in rows if r["batch"] == b):
+            mine = [r for r in rows if r["batch"] == b and r["mode"] == mode]
+            entry = {"batch": b, "mode": mode, "repeats": len(mine)}
+            for part in ("train", "eval"):
+                rates = [r[part]["sequences_per_second"] for r in mine]
+                entry[part] = {"median": round(statistics.median(rates), 1),
+                               "min": min(rates), "max": max(rates)}
+            ratios = [r["train"]["sequences_per_second"] / eager[r["repeat"]]
+                      for r in mine if r["repeat"] in eager]
+            if mode != "eager" and ratios:
+                entry["train_vs_eager_median"] = round(statistics.median(ratios), 2)
+            summary.append(entry)
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="throughput: also time the fused C++ unroll (NTM.use_fused); "
                              "convergence: train with it")
     parser.add_argument("--no-eager", action="store_true", help="throughput: skip the plain rows")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="throughput: measure every row this many times, interleaved, and "
+                             "report the median and range (the machine's speed drifts)")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--seed-list", type=int, nargs="+", default=None,
                         help="convergence: these seeds instead of 0 .. --seeds - 1 (to split a run)")
@@ -109,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch.set_num_threads (default 1; the tables in the book say when not)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     torch.set_num_threads(args.threads)
     seconds = args.seconds or (3.0 if args.quick else 15.0)
     seeds = args.seeds or (2 if args.quick else 5)
@@ -125,12 +163,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "throughput"):
         print(f"\nthroughput, paper copy NTM, lengths 1-20, sequences/s ({seconds:.0f} s each)")
         print(f"{'batch':>6} {'mode':>9} {'train seq/s':>12} {'eval seq/s':>12}")
-        rows = [] if args.no_eager else throughput_table(args.batches, seconds, "eager", recipe)
-        if args.compiled:
-            rows += throughput_table(args.batches, seconds, "compiled", recipe)
-        if args.fused:
-            rows += throughput_table(args.batches, seconds, "fused", recipe)
+        modes = ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compiled else []) \
+            + (["fused"] if args.fused else [])
+        rows = throughput_rows(args.batches, seconds, modes, recipe, args.repeats)
         result["throughput"] = rows
+        if args.repeats > 1:
+            result["throughput_summary"] = throughput_summary(rows)
+            print(f"\nover {args.repeats} repeats: median [lowest, highest] sequences/s")
+            print(f"{'batch':>6} {'mode':>9} {'train':>24} {'eval':>24} {'train / eager':>14}")
+            for e in result["throughput_summary"]:
+                cells = [f"{e[p]['median']:,.0f} [{e[p]['min']:,.0f}, {e[p]['max']:,.0f}]"
+                         for p in ("train", "eval")]
+                ratio = e.get("train_vs_eager_median")
+                print(f"{e['batch']:>6} {e['mode']:>9} {cells[0]:>24} {cells[1]:>24} "
+                      f"{'' if ratio is None else f'{ratio:.2f}x':>14}")
     if args.only in (None, "convergence"):
         settings = ConvergenceSettings(max_seconds=args.max_seconds or (60.0 if args.quick else 150.0))
         if args.quick:

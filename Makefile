@@ -31,7 +31,7 @@ help:
 	@echo "                browser tests of every page (offline, in Chromium)"
 	@echo "make browser    only the browser tests of an already built book (screenshots in _build/screenshots)"
 	@echo "make notebooks  re-execute every notebook in place, refreshing stored outputs"
-	@echo "make bench      NTM benchmarks: throughput (plain and fused), time to converge on copy, memory (~15 min)"
+	@echo "make bench      NTM benchmarks: throughput (plain and fused), time to converge on copy, memory (~20 min)"
 	@echo "make clean      remove build outputs (keeps .venv)"
 
 $(BIN)/python:
@@ -90,7 +90,7 @@ notebooks: venv
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
 bench: venv
-	$(BIN)/python benchmarks/run.py --fused --row0-weights --recipe fast-adam-settle
+	$(BIN)/python benchmarks/run.py --fused --row0-weights --recipe fast-adam-settle --seconds 6 --repeats 5
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -83,7 +83,9 @@ def relapse_row(path: Path, result: dict) -> str:
     recipe = result["recipe"]
     change = []
     if recipe.get("lr_drop_below") is not None:
-        change.append(f"lr x{recipe['lr_drop_factor']:g} at convergence")
+        below = recipe["lr_drop_below"]  # 0.1 is the convergence threshold itself
+        change.append(f"lr x{recipe['lr_drop_factor']:g} "
+                      + ("at convergence" if below == 0.1 else f"once below {below:g} bit errors/seq"))
     if recipe.get("amsgrad"):
         change.append("AMSGrad")
     if recipe.get("eps", 1e-8) != 1e-8:

@@ -12,7 +12,6 @@
 
 #include <ATen/Parallel.h>
 
-#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -105,13 +104,16 @@ inline void sum_columns(const S* mt, const S* v, int64_t M, int64_t N, S* out) {
     }
     for (int64_t k = 0; k < kBlock; ++k) out[i0 + k] = acc[k];
   }
-  for (; i0 < N; ++i0) {
-    S acc = 0;
-    for (int64_t m = 0; m < M; ++m) {
-      const S x = mt[m * N + i0];
-      acc += v == nullptr ? x * x : v[m] * x;
+  // The rows after the last full block: a running sum per row, column by column.
+  for (int64_t i = i0; i < N; ++i) out[i] = 0;
+  for (int64_t m = 0; m < M; ++m) {
+    const S* row = mt + m * N;
+    if (v == nullptr) {
+      for (int64_t i = i0; i < N; ++i) out[i] += row[i] * row[i];
+    } else {
+      const S vm = v[m];
+      for (int64_t i = i0; i < N; ++i) out[i] += vm * row[i];
     }
-    out[i0] = acc;
   }
 }
 
@@ -340,30 +342,27 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
     const S* wr = w + r * N;
     const S* dr = dreads + r * M;
     S* dwr = dw + r * N;
-    for (int64_t i0 = 0; i0 < N; i0 += kBlock) {
-      const int64_t n = std::min(kBlock, N - i0);
-      if (n == kBlock) {
-        S acc[kBlock];
-        for (int64_t k = 0; k < kBlock; ++k) acc[k] = dwr[i0 + k];
-        for (int64_t m = 0; m < M; ++m) {
-          const S* col = mt + m * N + i0;
-          S* dcol = dmt + m * N + i0;
-          const S drm = dr[m];
+    int64_t i0 = 0;
+    for (; i0 + kBlock <= N; i0 += kBlock) {
+      S acc[kBlock];
+      for (int64_t k = 0; k < kBlock; ++k) acc[k] = dwr[i0 + k];
+      for (int64_t m = 0; m < M; ++m) {
+        const S* col = mt + m * N + i0;
+        S* dcol = dmt + m * N + i0;
+        const S drm = dr[m];
 #pragma omp simd
-          for (int64_t k = 0; k < kBlock; ++k) {
-            acc[k] += drm * col[k];
-            dcol[k] += wr[i0 + k] * drm;
-          }
+        for (int64_t k = 0; k < kBlock; ++k) {
+          acc[k] += drm * col[k];
+          dcol[k] += wr[i0 + k] * drm;
         }
-        for (int64_t k = 0; k < kBlock; ++k) dwr[i0 + k] = acc[k];
-      } else {
-        for (int64_t m = 0; m < M; ++m)
-          for (int64_t k = 0; k < n; ++k) {
-            dwr[i0 + k] += dr[m] * mt[m * N + i0 + k];
-            dmt[m * N + i0 + k] += wr[i0 + k] * dr[m];
-          }
       }
+      for (int64_t k = 0; k < kBlock; ++k) dwr[i0 + k] = acc[k];
     }
+    for (int64_t m = 0; m < M; ++m)  // the rows after the last full block
+      for (int64_t i = i0; i < N; ++i) {
+        dwr[i] += dr[m] * mt[m * N + i];
+        dmt[m * N + i] += wr[i] * dr[m];
+      }
   }
   // Addressing, every head, in reverse stage order.
   for (int64_t h = 0; h < H; ++h) {

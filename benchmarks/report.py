@@ -26,14 +26,15 @@ def tables(result: dict) -> str:
                          f"{r['load_before'][0]:.1f} → {r['load_after'][0]:.1f} |")
         lines.append("")
     if "throughput_summary" in result:
+        from throughput import rate_range
+
         lines += ["| batch | mode | repeats | training (seq/s): median [lowest, highest] "
                   "| evaluation (seq/s): median [lowest, highest] | training / plain path |",
                   "|---:|---|---:|---:|---:|---:|"]
         for e in result["throughput_summary"]:
-            cells = [f"{e[p]['median']:,.0f} [{e[p]['min']:,.0f}, {e[p]['max']:,.0f}]"
-                     for p in ("train", "eval")]
             ratio = e.get("train_vs_eager_median")
-            lines.append(f"| {e['batch']} | {e['mode']} | {e['repeats']} | {cells[0]} | {cells[1]} | "
+            lines.append(f"| {e['batch']} | {e['mode']} | {e['repeats']} | {rate_range(e['train'])} | "
+                         f"{rate_range(e['eval'])} | "
                          f"{'' if ratio is None else f'{ratio:.2f}x'} |")
         lines.append("")
     if "convergence" in result:

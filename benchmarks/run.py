@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
-from throughput import eval_throughput, train_throughput  # noqa: E402
+from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
 from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
@@ -172,10 +172,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nover {args.repeats} repeats: median [lowest, highest] sequences/s")
             print(f"{'batch':>6} {'mode':>9} {'train':>24} {'eval':>24} {'train / eager':>14}")
             for e in result["throughput_summary"]:
-                cells = [f"{e[p]['median']:,.0f} [{e[p]['min']:,.0f}, {e[p]['max']:,.0f}]"
-                         for p in ("train", "eval")]
                 ratio = e.get("train_vs_eager_median")
-                print(f"{e['batch']:>6} {e['mode']:>9} {cells[0]:>24} {cells[1]:>24} "
+                print(f"{e['batch']:>6} {e['mode']:>9} {rate_range(e['train']):>24} "
+                      f"{rate_range(e['eval']):>24} "
                       f"{'' if ratio is None else f'{ratio:.2f}x':>14}")
     if args.only in (None, "convergence"):
         settings = ConvergenceSettings(max_seconds=args.max_seconds or (60.0 if args.quick else 150.0))

@@ -70,3 +70,8 @@ def eval_throughput(batch_size: int, seconds: float, mode: str = "eager") -> dic
     elapsed = time.perf_counter() - start
     return {"sequences": done, "seconds": round(elapsed, 2),
             "sequences_per_second": round(done / elapsed, 1), "warmup_seconds": round(warmup, 2)}
+
+
+def rate_range(stats: dict) -> str:
+    """``"median [lowest, highest]"`` of a summary entry's rates (``run.py --repeats``)."""
+    return f"{stats['median']:,.0f} [{stats['min']:,.0f}, {stats['max']:,.0f}]"

@@ -8,7 +8,8 @@ goes on until it has seen ``extend`` times as many sequences, and the seed *rela
 running mean rises above ``relapse_threshold`` in that time. The budget is explicit: a seed that
 has not converged after ``max_seconds`` of training (or ``max_sequences``) is reported as not
 converged. Wall seconds count training only (data, forward, backward, optimiser step), not the
-generalisation checks made at the end.
+generalisation checks made at the end. At the end each seed's final model is also scored at
+every training length (``bit_errors_by_training_length``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from neural_memory.training import (
     evaluate_model,
     make_optimizer,
     maybe_drop_lr,
+    mixed_batches_now,
     train_step,
 )
 
@@ -41,6 +43,7 @@ class ConvergenceSettings:
     max_seconds: float = 150.0  # training-time budget to converge
     max_sequences: int = 10_000_000
     eval_sequences: int = 256  # fresh sequences for each generalisation check
+    by_length_sequences: int = 64  # fresh sequences per training length for the final profile
 
 
 def run_seed(
@@ -77,7 +80,8 @@ def run_seed(
     lr_dropped_at = None
     while seen < stop_at:
         start = time.perf_counter()
-        batch = task.sample_train(recipe.batch_size, generator, difficulty_at(seen, recipe))
+        batch = task.sample_train(recipe.batch_size, generator, difficulty_at(seen, recipe),
+                                  mixed=mixed_batches_now(optimizer, recipe))
         try:
             _, errors = train_step(model, batch, optimizer, recipe)
         except FloatingPointError:
@@ -123,6 +127,16 @@ def run_seed(
     for length in (20, 40):
         metrics = evaluate_model(model, task, settings.eval_sequences, gen, length=length)
         record[f"eval_length_{length}"] = {k: round(v, 5) for k, v in metrics.items()}
+    # The final model's bit errors per sequence at each training length: their mean is what the
+    # running mean would settle at if the weights stopped moving (the training distribution
+    # draws every length equally often).
+    gen = torch.Generator().manual_seed(20_000 + seed)
+    low, high = task.training_ranges()["length"]
+    record["bit_errors_by_training_length"] = {
+        length: round(evaluate_model(model, task, settings.by_length_sequences, gen,
+                                     length=length)["bit_errors"], 4)
+        for length in range(low, high + 1)
+    }
     log(f"  seed {seed}: ran {seen} sequences ({train_seconds:.1f} s); worst running mean after "
         f"converging {worst_after:.3f}; length 20: {record['eval_length_20']['bit_errors']:.3f} "
         f"bit errors/seq; length 40 BER {record['eval_length_40']['bit_error_rate']:.4f}")

@@ -260,6 +260,36 @@ def test_learning_rate_drops_once_and_survives_resume(tmp_path):
             TrainConfig.preset("tiny", **bad)
 
 
+def test_mixed_lengths_follow_the_recipe_and_survive_resume(tmp_path):
+    from neural_memory.training import make_optimizer, mixed_batches_now
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    after = TrainConfig.preset("fast-adam-settle-mixed")
+    optimizer = make_optimizer(params, after)
+    assert not mixed_batches_now(optimizer, after)
+    optimizer.param_groups[0]["lr"] = after.lr * after.lr_drop_factor
+    assert mixed_batches_now(optimizer, after)
+    always = TrainConfig.preset("fast-adam", mixed_lengths="always")
+    assert mixed_batches_now(make_optimizer(params, always), always)
+    never = TrainConfig.preset("fast-adam")
+    assert not mixed_batches_now(make_optimizer(params, never), never)
+    for bad in ({"mixed_lengths": "sometimes"},
+                {"mixed_lengths": "after-drop"},  # no drop in the recipe
+                {"mixed_lengths": "after-drop", "lr_drop_below": 0.1, "lr_drop_factor": 1.0}):
+        with pytest.raises(ValueError, match="mixed_lengths"):
+            TrainConfig.preset("fast-adam", **bad)
+    # a run that switches to mixed batches at its drop resumes bit-identically across the switch
+    recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25, mixed_lengths="after-drop")
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=recipe)
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=recipe, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=recipe, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = _tiny_run(tmp_path, "plain", "ntm", recipe_overrides={**recipe, "mixed_lengths": "never"})
+    assert [r[:3] for r in plain.rows][:1] == [r[:3] for r in full.rows][:1]  # same until the drop
+    assert [r[:3] for r in plain.rows] != [r[:3] for r in full.rows]  # then other batches
+
+
 def test_adam_options_reach_the_optimizer_and_are_validated():
     from neural_memory.training import make_optimizer
 

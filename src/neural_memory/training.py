@@ -63,6 +63,9 @@ from neural_memory.tasks.metrics import (
 LOG_COLUMNS = ("sequences", "cost_bits", "bit_errors", "wall_seconds")
 
 
+MIXED_LENGTHS = ("never", "always", "after-drop")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train: optimizer, learning rate, batch size, clipping, curriculum, cadence."""
@@ -93,6 +96,10 @@ class TrainConfig:
     # lr_drop_below, the learning rate is multiplied by lr_drop_factor, once. None: never.
     lr_drop_below: float | None = None
     lr_drop_factor: float = 0.1
+    # Lengths inside a training batch (Task.sample_train's ``mixed``): "never" -- one size per
+    # batch, as in the paper; "always" -- every sequence drawn on its own, padded; "after-drop" --
+    # one size per batch until the learning-rate drop above, mixed from then on.
+    mixed_lengths: str = "never"
     # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
     # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
     amsgrad: bool = False
@@ -136,6 +143,17 @@ class TrainConfig:
             raise ValueError("TrainConfig.amsgrad=True needs optimizer='adam'")
         if not 0 < self.lr_drop_factor <= 1:
             raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
+        if self.mixed_lengths not in MIXED_LENGTHS:
+            raise ValueError(
+                f"mixed_lengths must be one of {MIXED_LENGTHS}, got {self.mixed_lengths!r}"
+            )
+        if self.mixed_lengths == "after-drop" and (
+            self.lr_drop_below is None or self.lr_drop_factor == 1
+        ):
+            raise ValueError(
+                "mixed_lengths='after-drop' needs a learning-rate drop: set lr_drop_below and an "
+                "lr_drop_factor below 1"
+            )
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
             raise ValueError(
                 f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"
@@ -185,6 +203,9 @@ _RECIPES["fast-adam-curriculum"] = TrainConfig(
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03, **_FAST
 )
+# fast-adam-settle, and from the drop on every training batch mixes lengths (each sequence's
+# length drawn on its own, padded) instead of one length per batch.
+_RECIPES["fast-adam-settle-mixed"] = replace(_RECIPES["fast-adam-settle"], mixed_lengths="after-drop")
 _RECIPES["fast-rmsprop"] = TrainConfig(lr=3e-4, **{**_FAST, "batch_size": 16})
 _RECIPES["tiny"] = TrainConfig(
     lr=1e-3, batch_size=4, sequences=32, log_every=8, checkpoint_every=16, eval_sequences=8
@@ -247,11 +268,23 @@ def maybe_drop_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_err
     """
     if config.lr_drop_below is None or not bit_errors < config.lr_drop_below:
         return False
-    if any(g["lr"] < config.lr for g in optimizer.param_groups):
-        return False  # already dropped
+    if lr_dropped(optimizer, config):
+        return False
     for g in optimizer.param_groups:
         g["lr"] = config.lr * config.lr_drop_factor
     return True
+
+
+def lr_dropped(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
+    """Whether the recipe's learning-rate drop has happened (read from the optimizer's state)."""
+    return any(g["lr"] < config.lr for g in optimizer.param_groups)
+
+
+def mixed_batches_now(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
+    """Whether the next training batch mixes lengths (``config.mixed_lengths``)."""
+    if config.mixed_lengths == "after-drop":
+        return lr_dropped(optimizer, config)
+    return config.mixed_lengths == "always"
 
 
 def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
@@ -485,7 +518,8 @@ def run_training(
     while seen < total:
         b = min(B, total - seen)  # the last batch may be smaller: exactly `total` sequences
         start = time.perf_counter()
-        batch = task.sample_train(b, data_gen, difficulty_at(seen, train_config))
+        batch = task.sample_train(b, data_gen, difficulty_at(seen, train_config),
+                                  mixed=mixed_batches_now(optimizer, train_config))
         if hasattr(model, "set_hard_schedule"):
             model.set_hard_schedule(*hard_schedule_at(seen, train_config))
         batch = tuple(t.to(device) for t in batch)

@@ -30,6 +30,7 @@ from neural_memory.training import (
     make_optimizer,
     maybe_drop_lr,
     mixed_batches_now,
+    settle_lr,
     train_step,
 )
 
@@ -82,6 +83,7 @@ def run_seed(
         start = time.perf_counter()
         batch = task.sample_train(recipe.batch_size, generator, difficulty_at(seen, recipe),
                                   mixed=mixed_batches_now(optimizer, recipe))
+        settle_lr(optimizer, recipe, seen)
         try:
             _, errors = train_step(model, batch, optimizer, recipe)
         except FloatingPointError:
@@ -96,7 +98,7 @@ def run_seed(
             curve.append((seen, round(train_seconds, 2), round(mean, 4)))
             if progress and len(curve) % 5 == 0:
                 log(f"    seed {seed}: {seen} sequences, {train_seconds:.0f} s, running mean {mean:.3f}")
-        if covered >= settings.window and maybe_drop_lr(optimizer, recipe, mean):
+        if covered >= settings.window and maybe_drop_lr(optimizer, recipe, mean, seen):
             log(f"  seed {seed}: learning rate x{recipe.lr_drop_factor:g} after {seen} sequences")
             lr_dropped_at = seen
         if converged_at is None:

@@ -290,6 +290,48 @@ def test_mixed_lengths_follow_the_recipe_and_survive_resume(tmp_path):
     assert [r[:3] for r in plain.rows] != [r[:3] for r in full.rows]  # then other batches
 
 
+def test_amsgrad_and_half_life_after_the_drop(tmp_path):
+    from neural_memory.training import make_optimizer, maybe_drop_lr, settle_lr
+
+    recipe = TrainConfig.preset("fast-adam-settle", amsgrad_after_drop=True,
+                                lr_half_life_after_drop=1000)
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    optimizer = make_optimizer(params, recipe)
+    params[0].grad = torch.tensor([1.0, -2.0, 3.0])  # the second parameter never gets a gradient
+    optimizer.step()
+    settle_lr(optimizer, recipe, 5000)  # before the drop: nothing
+    assert optimizer.param_groups[0]["lr"] == recipe.lr and not optimizer.param_groups[0]["amsgrad"]
+    assert maybe_drop_lr(optimizer, recipe, 0.05, seen=4000)
+    group, state = optimizer.param_groups[0], optimizer.state[params[0]]
+    assert group["amsgrad"] and group["lr_dropped_at"] == 4000
+    assert torch.equal(state["max_exp_avg_sq"], state["exp_avg_sq"])
+    params[0].grad = torch.zeros(3)  # Adam's estimate decays; AMSGrad keeps the larger one
+    optimizer.step()
+    assert torch.all(state["max_exp_avg_sq"] > state["exp_avg_sq"])
+    settle_lr(optimizer, recipe, 6000)  # two half-lives after the drop
+    assert group["lr"] == pytest.approx(recipe.lr * recipe.lr_drop_factor / 4)
+    assert not maybe_drop_lr(optimizer, recipe, 0.0, seen=7000)  # once only
+    for bad in ({"amsgrad_after_drop": True, "lr_drop_below": None},
+                {"lr_half_life_after_drop": 100, "lr_drop_below": None},
+                {"lr_half_life_after_drop": -1}, {"amsgrad_after_drop": 1}):
+        with pytest.raises(ValueError, match="after_drop"):
+            TrainConfig.preset("fast-adam-settle", **bad)
+    with pytest.raises(ValueError, match="needs optimizer='adam'"):
+        TrainConfig(lr_drop_below=0.1, amsgrad_after_drop=True)
+    # both survive an interrupted run: the switch, the drop's position and AMSGrad's estimates
+    # are in the optimizer's checkpointed state
+    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, amsgrad_after_drop=True,
+                lr_half_life_after_drop=8)
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
+    assert group["amsgrad"] and group["lr_dropped_at"] == 8
+    assert group["lr"] == pytest.approx(1e-3 * 0.25 * 0.5 ** ((48 - 4 - 8) / 8))  # set before the last batch
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_adam_options_reach_the_optimizer_and_are_validated():
     from neural_memory.training import make_optimizer
 

@@ -100,6 +100,12 @@ class TrainConfig:
     # batch, as in the paper; "always" -- every sequence drawn on its own, padded; "after-drop" --
     # one size per batch until the learning-rate drop above, mixed from then on.
     mixed_lengths: str = "never"
+    # What else changes at the drop. amsgrad_after_drop (Adam only): from the drop on, divide by
+    # the largest second-moment estimate since the drop (AMSGrad, started from Adam's estimate at
+    # that moment), so steps shrink when gradients do. lr_half_life_after_drop: after the drop the
+    # learning rate halves every this many sequences (0: it stays at lr * lr_drop_factor).
+    amsgrad_after_drop: bool = False
+    lr_half_life_after_drop: int = 0
     # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
     # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
     amsgrad: bool = False
@@ -154,6 +160,18 @@ class TrainConfig:
                 "mixed_lengths='after-drop' needs a learning-rate drop: set lr_drop_below and an "
                 "lr_drop_factor below 1"
             )
+        if not isinstance(self.lr_half_life_after_drop, int) or self.lr_half_life_after_drop < 0:
+            raise ValueError("lr_half_life_after_drop must be an integer >= 0 (sequences), got "
+                             f"{self.lr_half_life_after_drop!r}")
+        if not isinstance(self.amsgrad_after_drop, bool):
+            raise ValueError(f"amsgrad_after_drop must be a bool, got {self.amsgrad_after_drop!r}")
+        if self.amsgrad_after_drop and self.optimizer != "adam":
+            raise ValueError("TrainConfig.amsgrad_after_drop=True needs optimizer='adam'")
+        if (self.amsgrad_after_drop or self.lr_half_life_after_drop) and (
+            self.lr_drop_below is None or self.lr_drop_factor == 1
+        ):
+            raise ValueError("amsgrad_after_drop and lr_half_life_after_drop act at the "
+                             "learning-rate drop: set lr_drop_below and an lr_drop_factor below 1")
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
             raise ValueError(
                 f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"
@@ -258,13 +276,16 @@ def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
     return config.curriculum_start + (1.0 - config.curriculum_start) * progress
 
 
-def maybe_drop_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float) -> bool:
+def maybe_drop_lr(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float, seen: int = 0
+) -> bool:
     """Apply the recipe's one-time learning-rate drop if ``bit_errors`` (per sequence, recent
-    training batches) is below ``config.lr_drop_below`` and it has not happened yet.
+    training batches) is below ``config.lr_drop_below`` and it has not happened yet; ``seen``:
+    sequences trained on so far (kept as the drop's position, for ``settle_lr``).
 
     Whether it happened is read from the optimizer's own learning rate (which a checkpoint
-    restores), so a resumed run drops at the same point as an uninterrupted one. Returns True
-    when it drops now.
+    restores, with the position and the AMSGrad switch), so a resumed run drops at the same point
+    as an uninterrupted one. Returns True when it drops now.
     """
     if config.lr_drop_below is None or not bit_errors < config.lr_drop_below:
         return False
@@ -272,7 +293,24 @@ def maybe_drop_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_err
         return False
     for g in optimizer.param_groups:
         g["lr"] = config.lr * config.lr_drop_factor
+        g["lr_dropped_at"] = seen
+        if config.amsgrad_after_drop and not g["amsgrad"]:
+            g["amsgrad"] = True
+            for p in g["params"]:
+                state = optimizer.state[p]
+                if "exp_avg_sq" in state:  # a parameter never updated starts AMSGrad as Adam would
+                    state["max_exp_avg_sq"] = state["exp_avg_sq"].clone()
     return True
+
+
+def settle_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, seen: int) -> None:
+    """After the drop, set the learning rate to ``lr * lr_drop_factor * 0.5 ** (sequences since
+    the drop / lr_half_life_after_drop)``; nothing before the drop or without a half-life."""
+    if not config.lr_half_life_after_drop or not lr_dropped(optimizer, config):
+        return
+    for g in optimizer.param_groups:
+        since = max(0, seen - g.get("lr_dropped_at", seen))
+        g["lr"] = config.lr * config.lr_drop_factor * 0.5 ** (since / config.lr_half_life_after_drop)
 
 
 def lr_dropped(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
@@ -523,6 +561,7 @@ def run_training(
         if hasattr(model, "set_hard_schedule"):
             model.set_hard_schedule(*hard_schedule_at(seen, train_config))
         batch = tuple(t.to(device) for t in batch)
+        settle_lr(optimizer, train_config, seen)
         cost, errors = train_step(model, batch, optimizer, train_config)
         wall += time.perf_counter() - start
         seen += b
@@ -532,7 +571,7 @@ def run_training(
             rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
             acc = [0.0, 0.0, 0]
             write_csv(log_path, LOG_COLUMNS, rows)
-            maybe_drop_lr(optimizer, train_config, rows[-1][2])
+            maybe_drop_lr(optimizer, train_config, rows[-1][2], seen)
             bar.set_postfix(cost=f"{rows[-1][1]:.2f}", errors=f"{rows[-1][2]:.2f}")
         ckpt_every = train_config.checkpoint_every
         if seen >= total:

@@ -87,6 +87,12 @@ def relapse_row(path: Path, result: dict) -> str:
         below = recipe["lr_drop_below"]  # 0.1 is the convergence threshold itself
         change.append(f"lr x{recipe['lr_drop_factor']:g} "
                       + ("at convergence" if below == 0.1 else f"once below {below:g} bit errors/seq"))
+    if recipe.get("amsgrad_after_drop"):
+        change.append("AMSGrad from the drop")
+    if recipe.get("lr_half_life_after_drop"):
+        change.append(f"then halved every {recipe['lr_half_life_after_drop']:,} sequences")
+    if recipe.get("mixed_lengths", "never") != "never":
+        change.append("mixed-length batches" + (" from the drop" if recipe["mixed_lengths"] == "after-drop" else ""))
     if recipe.get("amsgrad"):
         change.append("AMSGrad")
     if recipe.get("eps", 1e-8) != 1e-8:
@@ -99,12 +105,13 @@ def relapse_row(path: Path, result: dict) -> str:
     len20 = ", ".join(f"{r['eval_length_20']['bit_errors']:.2f}" for r in c["seeds"])
     path_kind = "fused" if result.get("fused") else "plain"
     partial = " (stopped early)" if c.get("partial") else ""
-    return (f"| {'; '.join(change) or 'none'} | {path_kind} | {len(c['seeds'])}{partial} | "
+    seeds = ", ".join(str(r["seed"]) for r in c["seeds"])
+    return (f"| {'; '.join(change) or 'none'} | {path_kind} | {seeds}{partial} | "
             f"{len(done)} | {relapsed} | {worst} | {len20} | `{path.name}` |")
 
 
 def relapse_table(paths: list[Path]) -> str:
-    lines = ["| change to fast-adam | path | seeds | converged | relapsed | worst running mean "
+    lines = ["| change to fast-adam | path | seeds (in order) | converged | relapsed | worst running mean "
              "after converging, per converged seed | length 20: bit errors/seq at the end, per seed | file |",
              "|---|---|---:|---:|---:|---|---|---|"]
     lines += [relapse_row(p, json.loads(p.read_text())) for p in paths]

@@ -264,7 +264,7 @@ def test_mixed_lengths_follow_the_recipe_and_survive_resume(tmp_path):
     from neural_memory.training import make_optimizer, mixed_batches_now
 
     params = [torch.nn.Parameter(torch.zeros(3))]
-    after = TrainConfig.preset("fast-adam-settle-mixed")
+    after = TrainConfig.preset("fast-adam-settle", mixed_lengths="after-drop")
     optimizer = make_optimizer(params, after)
     assert not mixed_batches_now(optimizer, after)
     optimizer.param_groups[0]["lr"] = after.lr * after.lr_drop_factor

@@ -217,13 +217,12 @@ _RECIPES["fast-adam-curriculum"] = TrainConfig(
 # the row-0 copy NTM every seed converged, and over three times its sequences 3 of 10 seeds rose
 # just above 1 bit per sequence (at most 1.92), against 4 of 5, three to chance, without the
 # drop; a tenfold drop (this recipe's first version) left relapses in 2-3 seeds of 5, a 0.3-fold
-# one in 4; AMSGrad, Adam eps 1e-4 and beta2 0.99 did worse).
+# one in 4; AMSGrad, Adam eps 1e-4 and beta2 0.99 did worse). Changes after the drop -- annealing
+# the step (lr_half_life_after_drop), AMSGrad from the drop, mixed-length batches -- did not remove
+# the relapses: the relapsing seeds were never really below 0.1 when the drop came.
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03, **_FAST
 )
-# fast-adam-settle, and from the drop on every training batch mixes lengths (each sequence's
-# length drawn on its own, padded) instead of one length per batch.
-_RECIPES["fast-adam-settle-mixed"] = replace(_RECIPES["fast-adam-settle"], mixed_lengths="after-drop")
 _RECIPES["fast-rmsprop"] = TrainConfig(lr=3e-4, **{**_FAST, "batch_size": 16})
 _RECIPES["tiny"] = TrainConfig(
     lr=1e-3, batch_size=4, sequences=32, log_every=8, checkpoint_every=16, eval_sequences=8

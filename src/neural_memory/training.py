@@ -153,13 +153,6 @@ class TrainConfig:
             raise ValueError(
                 f"mixed_lengths must be one of {MIXED_LENGTHS}, got {self.mixed_lengths!r}"
             )
-        if self.mixed_lengths == "after-drop" and (
-            self.lr_drop_below is None or self.lr_drop_factor == 1
-        ):
-            raise ValueError(
-                "mixed_lengths='after-drop' needs a learning-rate drop: set lr_drop_below and an "
-                "lr_drop_factor below 1"
-            )
         if not isinstance(self.lr_half_life_after_drop, int) or self.lr_half_life_after_drop < 0:
             raise ValueError("lr_half_life_after_drop must be an integer >= 0 (sequences), got "
                              f"{self.lr_half_life_after_drop!r}")
@@ -167,11 +160,12 @@ class TrainConfig:
             raise ValueError(f"amsgrad_after_drop must be a bool, got {self.amsgrad_after_drop!r}")
         if self.amsgrad_after_drop and self.optimizer != "adam":
             raise ValueError("TrainConfig.amsgrad_after_drop=True needs optimizer='adam'")
-        if (self.amsgrad_after_drop or self.lr_half_life_after_drop) and (
-            self.lr_drop_below is None or self.lr_drop_factor == 1
-        ):
-            raise ValueError("amsgrad_after_drop and lr_half_life_after_drop act at the "
-                             "learning-rate drop: set lr_drop_below and an lr_drop_factor below 1")
+        at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
+            or self.lr_half_life_after_drop
+        if at_drop and (self.lr_drop_below is None or self.lr_drop_factor == 1):
+            raise ValueError("mixed_lengths='after-drop', amsgrad_after_drop and "
+                             "lr_half_life_after_drop act at the learning-rate drop: set "
+                             "lr_drop_below and an lr_drop_factor below 1")
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
             raise ValueError(
                 f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"

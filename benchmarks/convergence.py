@@ -25,11 +25,10 @@ from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.tasks import get_task
 from neural_memory.training import (
     TrainConfig,
-    difficulty_at,
+    draw_training_batch,
     evaluate_model,
     make_optimizer,
     maybe_drop_lr,
-    mixed_batches_now,
     settle_lr,
     train_step,
 )
@@ -81,8 +80,7 @@ def run_seed(
     lr_dropped_at = None
     while seen < stop_at:
         start = time.perf_counter()
-        batch = task.sample_train(recipe.batch_size, generator, difficulty_at(seen, recipe),
-                                  mixed=mixed_batches_now(optimizer, recipe))
+        batch = draw_training_batch(task, recipe.batch_size, generator, seen, optimizer, recipe)
         settle_lr(optimizer, recipe, seen)
         try:
             _, errors = train_step(model, batch, optimizer, recipe)

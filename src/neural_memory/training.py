@@ -52,7 +52,7 @@ from neural_memory.checkpoint import (
     save_checkpoint,
     write_csv,
 )
-from neural_memory.tasks import Task, get_task
+from neural_memory.tasks import Batch, Task, get_task
 from neural_memory.tasks.metrics import (
     scored_bits,
     sequence_bit_errors,
@@ -318,6 +318,20 @@ def mixed_batches_now(optimizer: torch.optim.Optimizer, config: TrainConfig) -> 
     return config.mixed_lengths == "always"
 
 
+def draw_training_batch(
+    task: Task,
+    batch_size: int,
+    generator: torch.Generator,
+    seen: int,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+) -> Batch:
+    """The batch the recipe draws after ``seen`` sequences: the curriculum's difficulty
+    (:func:`difficulty_at`), and one length per batch or mixed (:func:`mixed_batches_now`)."""
+    return task.sample_train(batch_size, generator, difficulty_at(seen, config),
+                             mixed=mixed_batches_now(optimizer, config))
+
+
 def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
     """The hard heads' ``(temperature, mix)`` after ``sequences_seen`` sequences.
 
@@ -549,8 +563,7 @@ def run_training(
     while seen < total:
         b = min(B, total - seen)  # the last batch may be smaller: exactly `total` sequences
         start = time.perf_counter()
-        batch = task.sample_train(b, data_gen, difficulty_at(seen, train_config),
-                                  mixed=mixed_batches_now(optimizer, train_config))
+        batch = draw_training_batch(task, b, data_gen, seen, optimizer, train_config)
         if hasattr(model, "set_hard_schedule"):
             model.set_hard_schedule(*hard_schedule_at(seen, train_config))
         batch = tuple(t.to(device) for t in batch)

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 from neural_memory.ntm import NTM, NTMConfig
-from neural_memory.ntm.fused import FusedUnsupported, _FusedUnroll, _Meta, fused_available
+from neural_memory.ntm.fused import (
+    FusedUnsupported,
+    _FusedUnroll,
+    _Meta,
+    fused_available,
+    load_extension,
+)
 
 pytestmark = pytest.mark.skipif(
     not fused_available(), reason="the fused extension needs a C++ compiler and ninja"
@@ -85,6 +91,52 @@ def test_fused_float32_close_to_plain() -> None:
     for a, b in zip(fused_grads, plain_grads, strict=True):
         if a is not None:
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_kernel_float32_exp_log_tanh_are_accurate() -> None:
+    # The kernel's own vectorisable float32 exp, log and tanh (float64 uses the C library).
+    ext = load_extension()
+    x = torch.cat([torch.linspace(-100, 100, 200_001), torch.tensor([0.0, -0.0, 1e-30, 88.5])])
+    e, _, t = ext.vector_math(x.contiguous())
+    exact_e, exact_t = x.double().exp(), x.double().tanh()
+    normal = (exact_e > torch.finfo(torch.float32).tiny) & (exact_e < torch.finfo(torch.float32).max)
+    rel_e = ((e.double() - exact_e).abs() / exact_e)[normal]
+    assert rel_e.max() < 3e-7  # about 2 units in the last place
+    assert (e[exact_e < torch.finfo(torch.float32).tiny] == 0).all()  # underflow: exactly 0
+    assert torch.isfinite(e).all()  # overflow: clamped, never inf or NaN
+    assert (t.double() - exact_t).abs().max() < 2e-7
+    nonzero = exact_t.abs() > 1e-30
+    assert ((t.double() - exact_t).abs() / exact_t.abs())[nonzero].max() < 3e-7
+    assert t[x == 0].eq(0).all() and t.abs().max() <= 1
+    positive = torch.cat([torch.logspace(-37.9, 38.5, 200_001), torch.tensor([1.0, 2.0, 0.5])])
+    _, lg, _ = ext.vector_math(positive.contiguous())
+    exact_l = positive.double().log()
+    assert ((lg.double() - exact_l).abs() / exact_l.abs().clamp_min(1e-3)).max() < 3e-7
+    assert lg[positive == 1].eq(0).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fused_float32_with_saturated_heads_close_to_float64(seed: int) -> None:
+    # With head weights scaled up, the activations saturate (tanh's large-argument branch) and
+    # the weightings are sharp: the fused float32 unroll stays close to the float64 result.
+    torch.manual_seed(seed)
+    config = NTMConfig.preset("copy", clip_controller=None, memory_init="random",
+                              learn_initial_weights=False)  # weightings start on row 0
+    model = NTM(config)
+    with torch.no_grad():
+        for p in model.heads.parameters():
+            p.mul_(20.0)
+    reference = NTM(config).double()
+    reference.load_state_dict(model.state_dict())
+    x = torch.rand(4, 21, 9, generator=torch.Generator().manual_seed(seed)).round()
+    _, trace = model(x, return_trace=True)
+    assert trace.read_weights.amax(-1).mean() > 0.5  # sharp: much of a weighting on one row
+    exact, exact_grads = _logits_and_grads(reference, x.double(), fused=False)
+    fused, fused_grads = _logits_and_grads(model, x, fused=True)
+    torch.testing.assert_close(fused.double(), exact, rtol=1e-5, atol=1e-5)
+    for a, c in zip(fused_grads, exact_grads, strict=True):
+        if c is not None:
+            torch.testing.assert_close(a.double(), c, rtol=1e-3, atol=1e-4 * c.abs().max().item())
 
 
 def test_fused_backward_passes_gradcheck() -> None:

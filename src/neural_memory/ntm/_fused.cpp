@@ -12,8 +12,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
-#include <functional>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -43,9 +44,98 @@ struct Dims {
   double clip;  // <= 0: no clipping
 };
 
+// exp, log and tanh for float32, written so that loops calling them vectorise (the compiler
+// does not vectorise the C library's; these are the Cephes single-precision approximations,
+// within about 2 units in the last place, measured). float64 uses the C library.
+inline float fast_exp(float x) {
+  // exp(lo) is FLT_MIN; exp(hi) just below FLT_MAX (above it: clamped, finite)
+  const float lo = -87.3365478515625f, hi = 88.7228240966796875f;
+  const float keep = x < lo ? 0.0f : 1.0f;  // below: 0, as subnormals are flushed anyway
+  x = std::min(std::max(x, lo), hi);
+  // x = k ln 2 + r with k an integer (rounded by adding and subtracting 1.5 * 2^23) and
+  // |r| <= ln 2 / 2; ln 2 split in two parts so that k ln 2 is exact enough.
+  const float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  const float r = (x - k * 0.693359375f) + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  // times 2^k, built in the exponent bits; k = 128 (near the top, where p < 1) as 2 * 2^127
+  const float top = k > 127.5f ? 1.0f : 0.0f;
+  const int32_t ki = static_cast<int32_t>(k - top);
+  const float scale = __builtin_bit_cast(float, (ki + 127) << 23);
+  return p * (1.0f + top) * scale * keep;
+}
+
+// For x >= FLT_MIN (normal, positive), as here: x = m 2^e with m in [sqrt(1/2), sqrt(2)).
+inline float fast_log(float x) {
+  const int32_t bits = __builtin_bit_cast(int32_t, x);
+  float e = static_cast<float>(((bits >> 23) & 0xff) - 127);
+  float m = __builtin_bit_cast(float, (bits & 0x007fffff) | 0x3f800000);  // [1, 2)
+  const float big = m > 1.41421356237f ? 1.0f : 0.0f;
+  m = m * (1.0f - 0.5f * big);
+  e = e + big;
+  const float f = m - 1.0f;
+  const float z = f * f;
+  float y = 7.0376836292e-2f;
+  y = y * f - 1.1514610310e-1f;
+  y = y * f + 1.1676998740e-1f;
+  y = y * f - 1.2420140846e-1f;
+  y = y * f + 1.4249322787e-1f;
+  y = y * f - 1.6668057665e-1f;
+  y = y * f + 2.0000714765e-1f;
+  y = y * f - 2.4999993993e-1f;
+  y = y * f + 3.3333331174e-1f;
+  y = y * f * z;
+  y = y - 2.12194440e-4f * e - 0.5f * z;
+  return (f + y) + 0.693359375f * e;
+}
+
+// |x| < 0.625: an odd polynomial; otherwise 1 - 2 / (exp(2|x|) + 1), with x's sign.
+inline float fast_tanh(float x) {
+  const float ax = std::fabs(x);
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = p * z * x + x;
+  const float large = std::copysign(1.0f - 2.0f / (fast_exp(2.0f * ax) + 1.0f), x);
+  return ax < 0.625f ? small : large;
+}
+
+template <typename S>
+inline S vexp(S x) {
+  return std::exp(x);
+}
+template <>
+inline float vexp<float>(float x) {
+  return fast_exp(x);
+}
+template <typename S>
+inline S vlog(S x) {
+  return std::log(x);
+}
+template <>
+inline float vlog<float>(float x) {
+  return fast_log(x);
+}
+template <typename S>
+inline S vtanh(S x) {
+  return std::tanh(x);
+}
+template <>
+inline float vtanh<float>(float x) {
+  return fast_tanh(x);
+}
+
 template <typename S>
 inline S sigmoid(S x) {
-  return S(1) / (S(1) + std::exp(-x));
+  return S(1) / (S(1) + vexp(-x));
 }
 
 // torch.nn.functional.softplus with beta 1, threshold 20, and its derivative.
@@ -69,6 +159,23 @@ inline void softmax_inplace(S* v, int64_t n) {
     v[i] = std::exp(v[i] - mx);
     sum += v[i];
   }
+  for (int64_t i = 0; i < n; ++i) v[i] /= sum;
+}
+
+// The softmax of a row of n values, in place, with the vectorised exp (the content and the
+// sharpened weightings).
+template <typename S>
+inline void softmax_row(S* v, int64_t n) {
+  S mx = v[0];
+#pragma omp simd reduction(max : mx)
+  for (int64_t i = 1; i < n; ++i) mx = v[i] > mx ? v[i] : mx;
+  S sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    v[i] = vexp(v[i] - mx);
+    sum += v[i];
+  }
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) v[i] /= sum;
 }
 
@@ -124,21 +231,21 @@ inline S clip_value(S x, double clip) {
   return x < -c ? -c : (x > c ? c : x);
 }
 
-// Forward of the heads for one step and one batch element, in four phases (content, shift,
-// gamma, memory); between them the caller runs the two softmaxes and the logarithm for the whole
-// batch with ATen's vectorised kernels.
+// Forward of the heads for one step and one batch element, in three parts (content; shift and
+// sharpening; memory), each a function below, called one after the other.
 //   raw (P): the raw head parameters (before clipping); act (P): written, the activated ones.
 //   mt (M, N): memory before the step, transposed; rnorm (N), cos (H, N): written.
-//   z (H, N): written, beta * cos (the content softmax's input).
+//   wc (H, N): written, the content weighting softmax(beta * cos).
 template <typename S>
 void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* rnorm, S* cos,
-                           S* z) {
+                           S* wc) {
   const int64_t N = d.N, M = d.M, K = d.K, A = d.A, H = d.H;
   const S eps = S(1e-8);
   for (int64_t h = 0; h < H; ++h) {
     const S* r = raw + h * A;
     S* a = act + h * A;
-    for (int64_t m = 0; m < M; ++m) a[m] = std::tanh(clip_value(r[m], d.clip));
+#pragma omp simd
+    for (int64_t m = 0; m < M; ++m) a[m] = vtanh(clip_value(r[m], d.clip));
     a[M] = softplus(clip_value(r[M], d.clip));
     a[M + 1] = S(1) + softplus(clip_value(r[M + 1], d.clip));
     a[M + 2] = sigmoid(clip_value(r[M + 2], d.clip));
@@ -147,9 +254,10 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
   }
   for (int64_t wh = 0; wh < d.W; ++wh) {
     const int64_t off = H * A + wh * 2 * M;
+#pragma omp simd
     for (int64_t m = 0; m < M; ++m) {
       act[off + m] = sigmoid(clip_value(raw[off + m], d.clip));
-      act[off + M + m] = std::tanh(clip_value(raw[off + M + m], d.clip));
+      act[off + M + m] = vtanh(clip_value(raw[off + M + m], d.clip));
     }
   }
   // The memory is held transposed, mt(m, i): every loop below runs along the N rows.
@@ -160,12 +268,14 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
     const S beta = key[M];
     const S kn = std::sqrt(dot(key, key, M));
     S* c = cos + h * N;
-    S* zh = z + h * N;
+    S* zh = wc + h * N;
     sum_columns<S>(mt, key, M, N, c);
+#pragma omp simd
     for (int64_t i = 0; i < N; ++i) {
       c[i] /= kn * rnorm[i] + eps;
       zh[i] = beta * c[i];
     }
+    softmax_row(zh, N);
   }
 }
 
@@ -178,11 +288,12 @@ inline void pad_circular(const S* w, S* pw, int64_t n, int64_t pad) {
   for (int64_t k = 0; k < pad; ++k) pw[pad + n + k] = w[k];
 }
 
-//   wc (H, N): the content weighting; w_prev (H, N); wg, ws (H, N): written; wst (H, N):
-//   written, ws + tiny (the sharpening's logarithm's input).
+//   wc (H, N): the content weighting; w_prev (H, N); wg, ws (H, N): written; logws (H, N):
+//   written, log(ws + tiny); w (H, N): written, the sharpened weighting
+//   softmax(gamma * logws). pw (N + K - 1): scratch.
 template <typename S>
 void heads_forward_shift(const Dims& d, const S* act, const S* wc, const S* w_prev, S* wg,
-                         S* ws, S* wst, S* pw) {
+                         S* ws, S* logws, S* w, S* pw) {
   const int64_t N = d.N, M = d.M, K = d.K, A = d.A, H = d.H;
   const S tiny = std::numeric_limits<S>::min();
   const int64_t pad = (K - 1) / 2;
@@ -202,18 +313,15 @@ void heads_forward_shift(const Dims& d, const S* act, const S* wc, const S* w_pr
       const S* win = pw + 2 * pad - j;
       for (int64_t i = 0; i < N; ++i) wsh[i] += sj * win[i];
     }
-    for (int64_t i = 0; i < N; ++i) wst[h * N + i] = wsh[i] + tiny;
-  }
-}
-
-//   logws (H, N): log(ws + tiny); y (H, N): written, gamma * logws (the sharpening softmax's
-//   input).
-template <typename S>
-void heads_forward_gamma(const Dims& d, const S* act, const S* logws, S* y) {
-  const int64_t N = d.N, M = d.M, A = d.A, H = d.H;
-  for (int64_t h = 0; h < H; ++h) {
-    const S gamma = act[h * A + M + 1];
-    for (int64_t i = 0; i < N; ++i) y[h * N + i] = gamma * logws[h * N + i];
+    const S gamma = a[M + 1];
+    S* lwh = logws + h * N;
+    S* wh = w + h * N;
+#pragma omp simd
+    for (int64_t i = 0; i < N; ++i) {
+      lwh[i] = vlog(wsh[i] + tiny);
+      wh[i] = gamma * lwh[i];
+    }
+    softmax_row(wh, N);
   }
 }
 
@@ -530,12 +638,9 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
   std::vector<Tensor> inputs;  // per layer (T, B, input): what weights[l] multiplied
   for (int64_t l = 0; l < L; ++l) inputs.push_back(torch::empty({T, B, weights[l].size(0)}, opts));
   Tensor pre = torch::empty({B, G}, opts);
-  Tensor z = torch::empty({B, H, N}, opts);    // softmax inputs
-  Tensor wst = torch::empty({B, H, N}, opts);  // ws + tiny
   Tensor head_b_rows = head_b.expand({B, P});
   std::vector<Tensor> bias_rows;
   for (auto& b : biases) bias_rows.push_back(b.expand({B, G}));
-  Tensor wc_all = stages[1], w_all = stages[4], logws_all = stages[5];
   std::vector<Tensor> gates_l, cells_l, tanhc_l, hs_l;
   for (int64_t l = 0; l < L; ++l) {
     gates_l.push_back(gates[l]);
@@ -548,12 +653,6 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
     using S = scalar_t;
     const int64_t padded = N + K - 1;
     std::vector<S> pw_all(static_cast<size_t>(B * padded));
-    auto per_batch = [&](const std::function<void(int64_t)>& body) {
-      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
-        FlushDenormals flush_worker;  // worker threads too
-        for (int64_t b = b0; b < b1; ++b) body(b);
-      });
-    };
     S* mem_p = mem.data_ptr<S>();
     S* raw_p = raw.data_ptr<S>();
     S* act_p = act.data_ptr<S>();
@@ -566,8 +665,6 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
     S* hs_p = hs.data_ptr<S>();
     const S* reads0_p = reads0.data_ptr<S>();
     const S* w0_p = w0.data_ptr<S>();
-    S* z_p = z.data_ptr<S>();
-    S* wst_p = wst.data_ptr<S>();
     const int64_t stage = T * B * HN;  // one stage's size
     auto stage_at = [&](int64_t k, int64_t t) { return stages_p + k * stage + t * B * HN; };
     for (int64_t t = 0; t < T; ++t) {
@@ -629,22 +726,17 @@ std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
       S* w = stage_at(4, t);
       S* lws = stage_at(5, t);
       S* rd = reads_p + t * B * RM;
-      per_batch([&](int64_t b) {
-        heads_forward_content<S>(d, rawp + b * P, actp + b * P, memp + b * N * M, rn + b * N,
-                                 cs + b * HN, z_p + b * HN);
-      });
-      Tensor wc_t = wc_all[t], w_t = w_all[t], logws_t = logws_all[t];
-      at::_softmax_out(wc_t, z, 2, false);  // content weighting
-      per_batch([&](int64_t b) {
-        heads_forward_shift<S>(d, actp + b * P, wc + b * HN, wprev + b * HN, wg + b * HN,
-                               ws + b * HN, wst_p + b * HN, pw_all.data() + b * padded);
-      });
-      at::log_out(logws_t, wst);
-      per_batch([&](int64_t b) { heads_forward_gamma<S>(d, actp + b * P, lws + b * HN, z_p + b * HN); });
-      at::_softmax_out(w_t, z, 2, false);  // sharpened weighting
-      per_batch([&](int64_t b) {
-        heads_forward_memory<S>(d, actp + b * P, memp + b * N * M, w + b * HN, rd + b * RM,
-                                memo + b * N * M);
+      at::parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+        FlushDenormals flush_worker;  // worker threads too
+        for (int64_t b = b0; b < b1; ++b) {
+          heads_forward_content<S>(d, rawp + b * P, actp + b * P, memp + b * N * M, rn + b * N,
+                                   cs + b * HN, wc + b * HN);
+          heads_forward_shift<S>(d, actp + b * P, wc + b * HN, wprev + b * HN, wg + b * HN,
+                                 ws + b * HN, lws + b * HN, w + b * HN,
+                                 pw_all.data() + b * padded);
+          heads_forward_memory<S>(d, actp + b * P, memp + b * N * M, w + b * HN, rd + b * RM,
+                                  memo + b * N * M);
+        }
       });
     }
   });
@@ -801,7 +893,26 @@ std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_pr
   return out;
 }
 
+// The float32 exp, log and tanh above, element-wise over a contiguous float32 tensor, for the
+// tests: returns {exp(x), log(x), tanh(x)} (log only meaningful for x >= FLT_MIN).
+std::vector<Tensor> vector_math(Tensor x) {
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous(), "a contiguous float32 tensor");
+  Tensor e = torch::empty_like(x), l = torch::empty_like(x), t = torch::empty_like(x);
+  const float* xp = x.data_ptr<float>();
+  float *ep = e.data_ptr<float>(), *lp = l.data_ptr<float>(), *tp = t.data_ptr<float>();
+  FlushDenormals flush;
+  const int64_t n = x.numel();
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    ep[i] = fast_exp(xp[i]);
+    lp[i] = fast_log(xp[i]);
+    tp[i] = fast_tanh(xp[i]);
+  }
+  return {e, l, t};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &fused_forward, "NTM unroll, forward");
   m.def("backward", &fused_backward, "NTM unroll, backward");
+  m.def("vector_math", &vector_math, "the kernel's float32 exp, log and tanh (for tests)");
 }

@@ -346,3 +346,49 @@ def test_adam_options_reach_the_optimizer_and_are_validated():
     for bad in ({"beta1": 1.0}, {"beta2": -0.1}, {"amsgrad": "yes"}):
         with pytest.raises(ValueError):
             TrainConfig.preset("fast-adam", **bad)
+
+
+def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
+    from neural_memory.training import make_optimizer
+
+    assert TrainConfig.preset("fast-adam-settle").fused_optimizer  # the benchmarks' recipe
+    assert not TrainConfig.preset("fast-adam").fused_optimizer  # the shipped models' recipe
+    torch.manual_seed(0)
+    start = [torch.randn(40, 30), torch.randn(30)]
+    runs = {}
+    for fused in (False, True):
+        params = [torch.nn.Parameter(p.clone()) for p in start]
+        optimizer = make_optimizer(params, TrainConfig.preset("fast-adam", fused_optimizer=fused))
+        assert optimizer.param_groups[0]["fused"] is (True if fused else None)
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(20):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen)
+            optimizer.step()
+        runs[fused] = params
+    for a, b in zip(runs[False], runs[True], strict=True):
+        assert not torch.equal(a, start[0]) and not torch.equal(b, start[0])
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)  # the same update
+    with pytest.raises(ValueError, match="needs optimizer='adam'"):
+        TrainConfig(optimizer="rmsprop", fused_optimizer=True)
+    with pytest.raises(ValueError, match="must be a bool"):
+        TrainConfig.preset("fast-adam", fused_optimizer="yes")
+    # an interrupted run resumes bit-identically, across the drop and the AMSGrad switch
+    tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25,
+                amsgrad_after_drop=True)
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
+    assert group["fused"] and group["amsgrad"]
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("flag, expected", [("--fused-optimizer", True),
+                                            ("--no-fused-optimizer", False)])
+def test_fused_optimizer_flag(tmp_path, flag, expected):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
+                "--optimizer", "adam", flag])
+    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["fused_optimizer"] is expected

@@ -218,11 +218,13 @@ _RECIPES["fast-adam-curriculum"] = TrainConfig(
 # fast-adam, then a 33-fold smaller step once the training bit errors first fall below 0.1 per
 # sequence (issue 7, measured in benchmarks/, see the "Performance and stability" appendix: with
 # the row-0 copy NTM every seed converged, and over three times its sequences 3 of 10 seeds rose
-# just above 1 bit per sequence (at most 1.92), against 4 of 5, three to chance, without the
+# just above 1 bit per sequence (at most 1.92; 4 of 10, at most 1.88, with the current kernel
+# and fused Adam), against 4 of 5, three to chance, without the
 # drop; a tenfold drop (this recipe's first version) left relapses in 2-3 seeds of 5, a 0.3-fold
 # one in 4; AMSGrad, Adam eps 1e-4 and beta2 0.99 did worse). Changes after the drop -- annealing
 # the step (lr_half_life_after_drop), AMSGrad from the drop, mixed-length batches -- did not remove
-# the relapses: the relapsing seeds were never really below 0.1 when the drop came.
+# the relapses: the relapsing seeds were never really below 0.1 when the drop came; neither did
+# mixed-length batches from the start (2 of 5).
 # It runs PyTorch's fused Adam (fused_optimizer; the update of fast-adam, faster per step).
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03,

@@ -108,30 +108,13 @@ inline float fast_tanh(float x) {
   return ax < 0.625f ? small : large;
 }
 
-template <typename S>
-inline S vexp(S x) {
-  return std::exp(x);
-}
-template <>
-inline float vexp<float>(float x) {
-  return fast_exp(x);
-}
-template <typename S>
-inline S vlog(S x) {
-  return std::log(x);
-}
-template <>
-inline float vlog<float>(float x) {
-  return fast_log(x);
-}
-template <typename S>
-inline S vtanh(S x) {
-  return std::tanh(x);
-}
-template <>
-inline float vtanh<float>(float x) {
-  return fast_tanh(x);
-}
+// The exp, log and tanh the kernel calls: its own in float32, the C library's in float64.
+inline float vexp(float x) { return fast_exp(x); }
+inline double vexp(double x) { return std::exp(x); }
+inline float vlog(float x) { return fast_log(x); }
+inline double vlog(double x) { return std::log(x); }
+inline float vtanh(float x) { return fast_tanh(x); }
+inline double vtanh(double x) { return std::tanh(x); }
 
 template <typename S>
 inline S sigmoid(S x) {

@@ -64,6 +64,8 @@ LOG_COLUMNS = ("sequences", "cost_bits", "bit_errors", "wall_seconds")
 
 
 MIXED_LENGTHS = ("never", "always", "after-drop")
+#: TrainConfig's on/off options that only Adam has.
+ADAM_SWITCHES = ("amsgrad", "amsgrad_after_drop", "fused_optimizer")
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,13 @@ class TrainConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0 <= value < 1):
                 raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
-        if not isinstance(self.amsgrad, bool):
-            raise ValueError(f"TrainConfig.amsgrad must be a bool, got {self.amsgrad!r}")
-        if self.amsgrad and self.optimizer != "adam":
-            raise ValueError("TrainConfig.amsgrad=True needs optimizer='adam'")
-        if not isinstance(self.fused_optimizer, bool):
-            raise ValueError(f"TrainConfig.fused_optimizer must be a bool, got {self.fused_optimizer!r}")
-        if self.fused_optimizer and self.optimizer != "adam":
-            raise ValueError("TrainConfig.fused_optimizer=True needs optimizer='adam' (PyTorch has "
-                             "no fused RMSProp)")
+        for name in ADAM_SWITCHES:  # Adam's on/off options
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"TrainConfig.{name} must be a bool, got {value!r}")
+            if value and self.optimizer != "adam":
+                raise ValueError(f"TrainConfig.{name}=True needs optimizer='adam' (an option of "
+                                 "Adam; RMSProp has no counterpart here)")
         if not 0 < self.lr_drop_factor <= 1:
             raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
         if self.mixed_lengths not in MIXED_LENGTHS:
@@ -165,10 +165,6 @@ class TrainConfig:
         if not isinstance(self.lr_half_life_after_drop, int) or self.lr_half_life_after_drop < 0:
             raise ValueError("lr_half_life_after_drop must be an integer >= 0 (sequences), got "
                              f"{self.lr_half_life_after_drop!r}")
-        if not isinstance(self.amsgrad_after_drop, bool):
-            raise ValueError(f"amsgrad_after_drop must be a bool, got {self.amsgrad_after_drop!r}")
-        if self.amsgrad_after_drop and self.optimizer != "adam":
-            raise ValueError("TrainConfig.amsgrad_after_drop=True needs optimizer='adam'")
         at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
             or self.lr_half_life_after_drop
         if at_drop and (self.lr_drop_below is None or self.lr_drop_factor == 1):

@@ -121,6 +121,7 @@ def run_seed(
         "relapsed": (worst_after > settings.relapse_threshold) if converged_at else None,
         "nan": nan,
         "lr_dropped_at": lr_dropped_at,
+        "spike_clips": optimizer.param_groups[0].get("spike_clips", 0) if recipe.spike_clip else None,
         "curve": curve,
     }
     gen = torch.Generator().manual_seed(10_000 + seed)

@@ -81,6 +81,11 @@ class TrainConfig:
     sequences: int = 100_000  # training sequences in total
     clip_value: float | None = 10.0  # clip every gradient component to [-v, v] (paper)
     clip_norm: float | None = None  # and/or rescale the whole gradient to at most this norm
+    # Spike clipping (issue 7: relapses): rescale the whole gradient to at most spike_clip times
+    # the running mean of recent gradient norms (decay spike_clip_beta per batch; it is fed the
+    # norms after clipping, so a spike does not raise its own limit). None: off.
+    spike_clip: float | None = None
+    spike_clip_beta: float = 0.99
     curriculum_sequences: int = 0  # 0: no curriculum
     curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum
     log_every: int = 1_000  # sequences between learning-curve rows
@@ -133,6 +138,14 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {value!r}")
+        if self.spike_clip is not None and not (
+            isinstance(self.spike_clip, (int, float)) and math.isfinite(self.spike_clip)
+            and self.spike_clip >= 1
+        ):
+            raise ValueError("spike_clip must be a finite number >= 1 (a multiple of the running "
+                             f"mean gradient norm) or None, got {self.spike_clip!r}")
+        if not (isinstance(self.spike_clip_beta, (int, float)) and 0 < self.spike_clip_beta < 1):
+            raise ValueError(f"spike_clip_beta must be in (0, 1), got {self.spike_clip_beta!r}")
         if not 0 < self.curriculum_start <= 1:
             raise ValueError(f"curriculum_start must be in (0, 1], got {self.curriculum_start!r}")
         if self.curriculum_sequences < 0:
@@ -272,6 +285,33 @@ def clip_gradients(params: Iterable[nn.Parameter], config: TrainConfig) -> None:
         torch.nn.utils.clip_grad_norm_(params, config.clip_norm)
 
 
+def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
+    """Spike clipping (``config.spike_clip``): rescale the whole gradient of the optimizer's
+    parameters to at most ``spike_clip`` times the running mean of the norms of earlier batches;
+    then update that mean with the norm as applied. The mean, and a count of clipped batches
+    (``spike_clips``), live in the first parameter group, so a checkpoint of the optimizer keeps
+    them and a resumed run clips exactly as an uninterrupted one. The first batch only starts the
+    mean. Returns True when this batch was clipped."""
+    if config.spike_clip is None:
+        return False
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+    if not math.isfinite(norm):
+        raise FloatingPointError(f"the gradient's norm became {norm}; lower the learning rate")
+    group = optimizer.param_groups[0]
+    mean = group.get("grad_norm_mean")
+    group.setdefault("spike_clips", 0)
+    clipped = mean is not None and norm > config.spike_clip * mean
+    if clipped:
+        limit = config.spike_clip * mean
+        torch.nn.utils.clip_grads_with_norm_(params, limit, torch.tensor(norm))
+        group["spike_clips"] += 1
+        norm = limit
+    beta = config.spike_clip_beta
+    group["grad_norm_mean"] = norm if mean is None else beta * mean + (1 - beta) * norm
+    return clipped
+
+
 def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
     """The curriculum's fraction of the training range after ``sequences_seen`` sequences."""
     if config.curriculum_sequences <= 0:
@@ -378,6 +418,7 @@ def train_step(
     # The parameters the optimizer updates (the same set as model.parameters() for every model
     # here, without walking the module tree again).
     clip_gradients((p for g in optimizer.param_groups for p in g["params"]), config)
+    clip_spikes(optimizer, config)
     optimizer.step()
     with torch.no_grad():
         errors = sequence_bit_errors(logits, targets, mask).sum()

@@ -54,9 +54,13 @@ def run_seed(
     log=print,
     progress: bool = False,
     fused: bool = False,
+    record_batches: bool = False,
 ) -> dict:
     """Train one seed; returns its convergence record (see the module docstring). ``fused``:
-    train with the fused C++ unroll (``NTM.use_fused``)."""
+    train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
+    batch, ``(sequences so far, time steps, gradient norm, bit errors, running mean)`` in
+    ``record["batches"]`` -- the norm of the whole gradient as the optimiser receives it (after
+    the recipe's clipping), read by a hook that does not change the update."""
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(
@@ -78,6 +82,13 @@ def run_seed(
     curve: list[tuple[int, float, float]] = []  # (sequences, seconds, running mean)
     nan = False
     lr_dropped_at = None
+    batches: list[tuple[int, int, float, float, float]] = []
+    norms: list[float] = []
+    if record_batches:
+        def read_norm(opt, args, kwargs) -> None:
+            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+            norms.append(float(torch.nn.utils.get_total_norm(grads)))
+        optimizer.register_step_pre_hook(read_norm)
     while seen < stop_at:
         start = time.perf_counter()
         batch = draw_training_batch(task, recipe.batch_size, generator, seen, optimizer, recipe)
@@ -92,6 +103,8 @@ def run_seed(
         window.append((errors, recipe.batch_size))
         covered = sum(b for _, b in window)
         mean = sum(e for e, _ in window) / covered
+        if record_batches:
+            batches.append((seen, batch[0].shape[1], round(norms[-1], 4), errors, round(mean, 4)))
         if len(curve) == 0 or seen - curve[-1][0] >= 1000:
             curve.append((seen, round(train_seconds, 2), round(mean, 4)))
             if progress and len(curve) % 5 == 0:
@@ -124,6 +137,8 @@ def run_seed(
         "spike_clips": optimizer.param_groups[0].get("spike_clips", 0) if recipe.spike_clip else None,
         "curve": curve,
     }
+    if record_batches:
+        record["batches"] = batches
     gen = torch.Generator().manual_seed(10_000 + seed)
     for length in (20, 40):
         metrics = evaluate_model(model, task, settings.eval_sequences, gen, length=length)

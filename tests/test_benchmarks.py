@@ -29,3 +29,33 @@ def test_an_unconverged_seed_is_reported_as_such_with_its_final_profile(mixed):
     summary = summarise([record], settings)
     assert summary["fraction_converged"] == 0 and summary["median_seconds"] is None
     assert summary["any_relapse"] is False
+
+
+def test_recording_batches_reads_the_norms_without_changing_the_run():
+    settings = ConvergenceSettings(max_sequences=48, eval_sequences=4, by_length_sequences=2)
+    config = TrainConfig.preset("fast-adam-settle", batch_size=4, spike_clip=3.0)
+    plain = run_seed(3, config, settings, {"learn_initial_weights": False}, log=lambda _: None)
+    recorded = run_seed(3, config, settings, {"learn_initial_weights": False}, log=lambda _: None,
+                        record_batches=True)
+    assert "batches" not in plain and plain["curve"] == recorded["curve"]
+    assert plain["bit_errors_by_training_length"] == recorded["bit_errors_by_training_length"]
+    rows = recorded["batches"]
+    assert [row[0] for row in rows] == list(range(4, 49, 4))  # one row per batch of 4
+    assert all(row[2] > 0 and row[1] >= 3 for row in rows)  # a norm; time steps of a copy batch
+    assert recorded["spike_clips"] == plain["spike_clips"] >= 0
+
+
+def test_gradient_norm_analysis_finds_the_outsized_batch_before_a_collapse():
+    from gradient_norms import analyse, ratios
+
+    assert ratios([2.0, 2.0, 4.0]) == [1.0, 1.0, 2.0]
+    # converged at the 3rd batch; a norm 50x the mean at the 5th; the mean then climbs to 8
+    means = [9.0, 0.5, 0.05, 0.05, 0.05, 2.0, 8.0, 0.3, 0.2]
+    norms = [1.0, 1.0, 1.0, 1.0, 50.0, 1.0, 1.0, 1.0, 1.0]
+    rows = [(i + 1, 5, n, 0.0, m) for i, (n, m) in enumerate(zip(norms, means, strict=True))]
+    record = {"seed": 5, "converged": True, "sequences_to_converge": 3,
+              "worst_running_mean_after_converging": 8.0, "batches": rows}
+    found = analyse(record, collapse=5.0)
+    assert found["batches_after"] == 6 and found["fraction_ratio_above_10"] == round(1 / 6, 4)
+    assert found["collapses"] == [{"sequences": 7, "rise_began": 6, "largest_ratio": 50.0}]
+    assert analyse({**record, "converged": False}, 5.0) == {"seed": 5, "converged": False}

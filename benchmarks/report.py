@@ -93,6 +93,8 @@ def relapse_row(path: Path, result: dict) -> str:
         change.append(f"then halved every {recipe['lr_half_life_after_drop']:,} sequences")
     if recipe.get("mixed_lengths", "never") != "never":
         change.append("mixed-length batches" + (" from the drop" if recipe["mixed_lengths"] == "after-drop" else ""))
+    if recipe.get("spike_clip") is not None:
+        change.append(f"spike clipping at {recipe['spike_clip']:g}x the mean gradient norm")
     if recipe.get("amsgrad"):
         change.append("AMSGrad")
     if recipe.get("eps", 1e-8) != 1e-8:

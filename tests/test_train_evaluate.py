@@ -436,3 +436,11 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     unclipped = _tiny_run(tmp_path, "unclipped", "ntm", recipe_overrides={"optimizer": "adam"})
     c = unclipped.model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("value, expected", [("2.5", 2.5), ("none", None)])
+def test_spike_clip_flag(tmp_path, value, expected):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
+                "--spike-clip", value])
+    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["spike_clip"] == expected

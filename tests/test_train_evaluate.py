@@ -401,8 +401,10 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))]
     optimizer = make_optimizer(params, recipe)
     group = optimizer.param_groups[0]
-    params[0].grad, params[1].grad = torch.tensor([3.0, 0.0, 4.0]), None  # norm 5; p1 unused
-    assert not clip_spikes(optimizer, recipe)  # the first batch only starts the mean
+    params[0].grad, params[1].grad = torch.zeros(3), None  # p1 unused
+    assert not clip_spikes(optimizer, recipe)  # a zero gradient starts nothing
+    params[0].grad = torch.tensor([3.0, 0.0, 4.0])  # norm 5
+    assert not clip_spikes(optimizer, recipe)  # the first nonzero gradient starts the mean
     assert group["grad_norm_mean"] == 5.0 and params[0].grad.tolist() == [3.0, 0.0, 4.0]
     params[0].grad, params[1].grad = torch.tensor([0.0, 6.0, 0.0]), torch.tensor([8.0, 0.0])
     assert not clip_spikes(optimizer, recipe)  # norm 10 = 2 x 5: the limit, kept
@@ -420,6 +422,7 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     off = TrainConfig.preset("fast-adam")
     assert not clip_spikes(make_optimizer(params, off), off)  # off by default
     for bad in ({"spike_clip": 0.5}, {"spike_clip": float("nan")}, {"spike_clip": "2"},
+                {"spike_clip": True},
                 {"spike_clip_beta": 1.0}, {"spike_clip_beta": 0.0}):
         with pytest.raises(ValueError, match="spike_clip"):
             TrainConfig.preset("fast-adam", **bad)

@@ -139,12 +139,13 @@ class TrainConfig:
             if value is not None and not value > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {value!r}")
         if self.spike_clip is not None and not (
-            isinstance(self.spike_clip, (int, float)) and math.isfinite(self.spike_clip)
-            and self.spike_clip >= 1
+            isinstance(self.spike_clip, (int, float)) and not isinstance(self.spike_clip, bool)
+            and math.isfinite(self.spike_clip) and self.spike_clip >= 1
         ):
             raise ValueError("spike_clip must be a finite number >= 1 (a multiple of the running "
                              f"mean gradient norm) or None, got {self.spike_clip!r}")
-        if not (isinstance(self.spike_clip_beta, (int, float)) and 0 < self.spike_clip_beta < 1):
+        if not (isinstance(self.spike_clip_beta, (int, float))
+                and not isinstance(self.spike_clip_beta, bool) and 0 < self.spike_clip_beta < 1):
             raise ValueError(f"spike_clip_beta must be in (0, 1), got {self.spike_clip_beta!r}")
         if not 0 < self.curriculum_start <= 1:
             raise ValueError(f"curriculum_start must be in (0, 1], got {self.curriculum_start!r}")
@@ -291,8 +292,9 @@ def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
     parameters to at most ``spike_clip`` times the running mean of the norms of earlier batches;
     then update that mean with the norm as applied. The mean, and a count of clipped batches
     (``spike_clips``), live in the first parameter group, so a checkpoint of the optimizer keeps
-    them and a resumed run clips exactly as an uninterrupted one. The first batch only starts the
-    mean. Returns True when this batch was clipped."""
+    them and a resumed run clips exactly as an uninterrupted one. The first batch with a nonzero
+    gradient only starts the mean (a zero mean would clip every later gradient to nothing).
+    Returns True when this batch was clipped."""
     if config.spike_clip is None:
         return False
     params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
@@ -300,7 +302,7 @@ def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
     if not math.isfinite(norm):
         raise FloatingPointError(f"the gradient's norm became {norm}; lower the learning rate")
     group = optimizer.param_groups[0]
-    mean = group.get("grad_norm_mean")
+    mean = group.get("grad_norm_mean") or None  # none yet, or only zero gradients so far
     group.setdefault("spike_clips", 0)
     clipped = mean is not None and norm > config.spike_clip * mean
     if clipped:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -28,7 +27,6 @@ from convergence import ConvergenceSettings, run_seed  # noqa: E402
 from run import get_recipe, machine  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
-from neural_memory.train import parse_overrides  # noqa: E402
 
 DECAY = 0.99  # of the running mean of gradient norms the ratios are taken against
 BEFORE = 16  # batches before a rise that count towards it (a 500-sequence window at batch 32)
@@ -87,8 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    recipe = get_recipe(args.recipe)
-    recipe = replace(recipe, **parse_overrides(args.recipe_set, recipe, flag="--recipe-set"))
+    recipe = get_recipe(args.recipe, args.recipe_set)
     settings = ConvergenceSettings()
     result = {"machine": machine(), "recipe_name": args.recipe, "recipe_set": args.recipe_set,
               "settings": {"decay": DECAY, "before": BEFORE, "collapse": args.collapse},

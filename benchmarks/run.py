@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
 from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
+from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
 
@@ -41,12 +42,15 @@ RECIPE = "fast-adam"
 _FALLBACK = {"fast-adam": TrainConfig(optimizer="adam", lr=1e-3, eps=1e-8, batch_size=32)}
 
 
-def get_recipe(name: str) -> TrainConfig:
+def get_recipe(name: str, recipe_set: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The recipe ``name`` with the ``--recipe-set FIELD=VALUE`` overrides ``recipe_set``."""
     if name in TrainConfig.preset_names():
-        return TrainConfig.preset(name)
-    if name in _FALLBACK:
-        return _FALLBACK[name]
-    raise ValueError(f"unknown recipe {name!r}; choose one of {TrainConfig.preset_names()}")
+        recipe = TrainConfig.preset(name)
+    elif name in _FALLBACK:
+        recipe = _FALLBACK[name]
+    else:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {TrainConfig.preset_names()}")
+    return replace(recipe, **parse_overrides(recipe_set, recipe, flag="--recipe-set"))
 
 
 def machine() -> dict:
@@ -151,8 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds or (3.0 if args.quick else 15.0)
     seeds = args.seeds or (2 if args.quick else 5)
     out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
-    recipe = get_recipe(args.recipe)
-    recipe = replace(recipe, **parse_overrides(args.recipe_set, recipe, flag="--recipe-set"))
+    recipe = get_recipe(args.recipe, args.recipe_set)
     result: dict = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
                     "recipe": asdict(recipe), "quick": args.quick,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -191,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
             records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}
-            out.parent.mkdir(parents=True, exist_ok=True)  # kept if the run is stopped early
-            out.write_text(json.dumps(partial, indent=1) + "\n")
+            atomic_write_text(out, json.dumps(partial, indent=1) + "\n")  # kept if stopped early
         summary = summarise(records, settings)
         result["convergence"] = {"summary": summary, "seeds": records, "load_after": load()}
         print(f"{'seed':>5} {'converged':>9} {'sequences':>10} {'seconds':>8} {'worst after':>12} "
@@ -208,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     result["peak_memory_mib"] = peak_memory_mib()
     result["load_at_end"] = load()
     print(f"\npeak memory of the process (max RSS): {result['peak_memory_mib']:.0f} MiB")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
 

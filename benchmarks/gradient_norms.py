@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed  # noqa: E402
-from run import get_recipe, machine  # noqa: E402
+from run import get_recipe, load, machine  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     recipe = get_recipe(args.recipe, args.recipe_set)
     settings = ConvergenceSettings()
-    result = {"machine": machine(), "recipe_name": args.recipe, "recipe_set": args.recipe_set,
+    result = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
+              "recipe_set": args.recipe_set, "recipe": asdict(recipe),
               "settings": {"decay": DECAY, "before": BEFORE, "collapse": args.collapse},
               "seeds": [], "records": []}
     for seed in args.seeds:

@@ -137,6 +137,9 @@ def run_seed(
         "spike_clips": optimizer.param_groups[0].get("spike_clips", 0) if recipe.spike_clip else None,
         "curve": curve,
     }
+    if recipe.focus_errors:  # the running mean of the errors at each length, at the end
+        record["size_errors"] = {k: round(v, 4) for k, v in
+                                 optimizer.param_groups[0].get("size_errors", {}).items()}
     if record_batches:
         record["batches"] = batches
     gen = torch.Generator().manual_seed(10_000 + seed)

@@ -87,6 +87,15 @@ def relapse_row(path: Path, result: dict) -> str:
         below = recipe["lr_drop_below"]  # 0.1 is the convergence threshold itself
         change.append(f"lr x{recipe['lr_drop_factor']:g} "
                       + ("at convergence" if below == 0.1 else f"once below {below:g} bit errors/seq"))
+    if recipe.get("lr_follow_errors") is not None:
+        power = recipe["lr_follow_power"]
+        change.append(f"lr x clamp((mean errors / {recipe['lr_follow_errors']:g})"
+                      + (f"^{power:g}" if power != 1 else "")
+                      + f", {recipe['lr_follow_floor']:g}, 1), decay {recipe['lr_follow_beta']:g}"
+                      + (", never rising" if recipe.get("lr_follow_down_only") else ""))
+    if recipe.get("focus_errors"):
+        change.append(f"lengths drawn {recipe['focus_errors']:g} by their errors "
+                      f"(decay {recipe['focus_beta']:g})")
     if recipe.get("amsgrad_after_drop"):
         change.append("AMSGrad from the drop")
     if recipe.get("lr_half_life_after_drop"):

@@ -1,6 +1,7 @@
 """The training loop, the `train` and `evaluate` commands, and exact resume."""
 
 import json
+from dataclasses import replace
 import os
 import subprocess
 import sys
@@ -447,3 +448,101 @@ def test_spike_clip_flag(tmp_path, value, expected):
     train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
                 "--spike-clip", value])
     assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["spike_clip"] == expected
+
+
+def test_learning_rate_that_follows_the_errors(tmp_path):
+    from neural_memory.training import follow_errors, make_optimizer
+
+    recipe = TrainConfig.preset("fast-adam", lr_follow_errors=2.0, lr_follow_beta=0.5,
+                                lr_follow_floor=0.05)
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    optimizer = make_optimizer(params, recipe)
+    group = optimizer.param_groups[0]
+    follow_errors(optimizer, recipe, 8.0)  # the first batch starts the mean: above 2, full step
+    assert group["errors_mean"] == 8.0 and group["lr"] == recipe.lr
+    follow_errors(optimizer, recipe, 0.0)  # mean 4: still full
+    assert group["errors_mean"] == 4.0 and group["lr"] == recipe.lr
+    follow_errors(optimizer, recipe, 0.0)
+    follow_errors(optimizer, recipe, 0.0)  # mean 1: half the step
+    assert group["lr"] == pytest.approx(recipe.lr * 0.5)
+    for _ in range(10):
+        follow_errors(optimizer, recipe, 0.0)
+    assert group["lr"] == pytest.approx(recipe.lr * 0.05)  # the floor
+    follow_errors(optimizer, recipe, 3.0)  # mean ~1.5: up again
+    assert group["lr"] == pytest.approx(recipe.lr * 0.75, rel=1e-3)
+    squared = replace(recipe, lr_follow_power=2.0, lr_follow_down_only=True)
+    optimizer = make_optimizer(params, squared)
+    group = optimizer.param_groups[0]
+    follow_errors(optimizer, squared, 1.0)  # (1 / 2) ** 2
+    assert group["lr"] == pytest.approx(squared.lr * 0.25)
+    follow_errors(optimizer, squared, 7.0)  # mean 4: would be full, but never rises
+    assert group["lr"] == pytest.approx(squared.lr * 0.25)
+    off = TrainConfig.preset("fast-adam")
+    optimizer = make_optimizer(params, off)
+    follow_errors(optimizer, off, 0.0)
+    assert optimizer.param_groups[0]["lr"] == off.lr and "errors_mean" not in optimizer.param_groups[0]
+    for bad in ({"lr_follow_errors": 0}, {"lr_follow_errors": "1"}, {"lr_follow_errors": float("nan")},
+                {"lr_follow_power": True}, {"lr_follow_floor": 0}, {"lr_follow_floor": 1.5},
+                {"lr_follow_beta": 1.0}):
+        with pytest.raises(ValueError, match="lr_follow"):
+            TrainConfig.preset("fast-adam", **bad)
+    with pytest.raises(ValueError, match="lr_follow_down_only must be a bool"):
+        TrainConfig.preset("fast-adam", lr_follow_errors=1.0, lr_follow_down_only="yes")
+    with pytest.raises(ValueError, match="two schedules"):
+        TrainConfig.preset("fast-adam-settle", lr_follow_errors=1.0)
+    # the mean is in the optimizer's checkpointed state: an interrupted run resumes
+    # bit-identically (errors / 1000 keeps the step moving on a tiny model's many errors)
+    tiny = dict(optimizer="adam", lr_follow_errors=1000.0, lr_follow_beta=0.5)
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
+    assert 0 < group["errors_mean"] and group["lr"] < 1e-3
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_focus_on_the_sizes_with_errors(tmp_path):
+    from neural_memory.training import (
+        draw_training_batch, focused_sizes, make_optimizer, note_size_errors,
+    )
+
+    task = get_task("copy")  # lengths 1-20
+    recipe = TrainConfig.preset("fast-adam", focus_errors=1.0, focus_beta=0.5)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], recipe)
+    group = optimizer.param_groups[0]
+    gen = torch.Generator().manual_seed(0)
+    drawn = {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"] for _ in range(200)}
+    assert drawn == set(range(1, 21))  # nothing known yet: uniform
+    group["size_errors"] = {f"length={n}": 0.0 for n in range(1, 21)}
+    group["size_errors"]["length=18"] = 2.0
+    assert {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"] for _ in range(50)} == {18}
+    inputs, _, _ = draw_training_batch(task, 4, gen, 0, optimizer, recipe)
+    assert inputs.shape[:2] == (4, 2 * 18 + 1) and group["focus_sizes"] == "length=18"
+    note_size_errors(optimizer, recipe, 1.0)  # this batch's errors per sequence, decay 0.5
+    assert group["size_errors"]["length=18"] == 1.5 and "focus_sizes" not in group
+    del group["size_errors"]["length=3"]  # a size not drawn yet counts as the worst one
+    assert {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"]
+            for _ in range(100)} == {3, 18}
+    half = replace(recipe, focus_errors=0.5)  # half uniform: every length still comes up
+    assert {focused_sizes(task, gen, 1.0, optimizer, half)["length"]
+            for _ in range(400)} == set(range(1, 21))
+    curriculum = {focused_sizes(task, gen, 0.1, optimizer, half)["length"] for _ in range(100)}
+    assert curriculum == {1, 2, 3}  # the curriculum's shrunk range: 1 + ceil(0.1 * 19)
+    with pytest.raises(ValueError, match="priority_sort. has none"):
+        focused_sizes(get_task("priority_sort"), gen, 1.0, optimizer, recipe)
+    for bad in ({"focus_errors": -0.1}, {"focus_errors": 1.5}, {"focus_errors": True},
+                {"focus_beta": 1.0}):
+        with pytest.raises(ValueError, match="focus_"):
+            TrainConfig.preset("fast-adam", **bad)
+    with pytest.raises(ValueError, match="mixed_lengths"):
+        TrainConfig.preset("fast-adam", focus_errors=0.5, mixed_lengths="always")
+    # the running means are in the optimizer's checkpointed state: resume is bit-identical
+    tiny = dict(optimizer="adam", focus_errors=0.9)
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
+    assert group["size_errors"] and "focus_sizes" not in group
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

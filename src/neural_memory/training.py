@@ -53,6 +53,7 @@ from neural_memory.checkpoint import (
     write_csv,
 )
 from neural_memory.tasks import Batch, Task, get_task
+from neural_memory.tasks.base import shrink
 from neural_memory.tasks.metrics import (
     scored_bits,
     sequence_bit_errors,
@@ -113,6 +114,23 @@ class TrainConfig:
     # learning rate halves every this many sequences (0: it stays at lr * lr_drop_factor).
     amsgrad_after_drop: bool = False
     lr_half_life_after_drop: int = 0
+    # A learning rate that follows the errors (issue 7: relapses), instead of the one-time drop:
+    # before every update the step is lr * clamp((E / lr_follow_errors) ** lr_follow_power,
+    # lr_follow_floor, 1), where E is the running mean (decay lr_follow_beta per batch, this batch
+    # included) of the training bit errors per sequence -- small once the model is right, larger
+    # again as soon as it errs (lr_follow_down_only: it never rises again). None: off.
+    lr_follow_errors: float | None = None
+    lr_follow_power: float = 1.0
+    lr_follow_floor: float = 0.01
+    lr_follow_beta: float = 0.98
+    lr_follow_down_only: bool = False
+    # Focus on the sizes the model gets wrong (issue 7: relapses; one size per batch): every
+    # batch's sizes are drawn with probability (1 - focus_errors) / N + focus_errors * e / sum(e)
+    # over the N sizes of the training range, e each size's running mean of training bit errors
+    # per sequence (decay focus_beta per batch of that size; a size not drawn yet counts as the
+    # worst one). 0: uniform, as in the paper.
+    focus_errors: float = 0.0
+    focus_beta: float = 0.8
     # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
     # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
     amsgrad: bool = False
@@ -185,6 +203,31 @@ class TrainConfig:
             raise ValueError("mixed_lengths='after-drop', amsgrad_after_drop and "
                              "lr_half_life_after_drop act at the learning-rate drop: set "
                              "lr_drop_below and an lr_drop_factor below 1")
+        if self.lr_follow_errors is not None and self.lr_drop_below is not None:
+            raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
+                             "learning rate; set one of them")
+        follow = {"lr_follow_errors": lambda v: v > 0, "lr_follow_power": lambda v: v > 0,
+                  "lr_follow_floor": lambda v: 0 < v <= 1, "lr_follow_beta": lambda v: 0 <= v < 1}
+        if not isinstance(self.lr_follow_down_only, bool):
+            raise ValueError(f"lr_follow_down_only must be a bool, got {self.lr_follow_down_only!r}")
+        for name, in_range in follow.items():
+            value = getattr(self, name)
+            if value is None and name == "lr_follow_errors":
+                continue
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and in_range(value)):
+                raise ValueError(f"TrainConfig.{name} is out of range (errors and power > 0, "
+                                 f"floor in (0, 1], beta in [0, 1)): got {value!r}")
+        for name, in_range in (("focus_errors", lambda v: 0 <= v <= 1),
+                               ("focus_beta", lambda v: 0 <= v < 1)):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and in_range(value)):
+                raise ValueError(f"TrainConfig.{name} must be in [0, 1{']' if name == 'focus_errors' else ')'}"
+                                 f", got {value!r}")
+        if self.focus_errors and self.mixed_lengths != "never":
+            raise ValueError("focus_errors draws one set of sizes per batch; it does not go with "
+                             f"mixed_lengths={self.mixed_lengths!r}")
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
             raise ValueError(
                 f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"
@@ -315,6 +358,28 @@ def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
     return clipped
 
 
+def follow_errors(
+    optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float
+) -> None:
+    """The learning rate that follows the errors (``config.lr_follow_errors``): update the
+    running mean of the training bit errors per sequence with this batch's ``bit_errors`` and set
+    every group's step to ``lr * clamp((mean / lr_follow_errors) ** lr_follow_power,
+    lr_follow_floor, 1)`` -- or, with ``lr_follow_down_only``, to that or its current step,
+    whichever is smaller. The mean lives in the first parameter group (``errors_mean``), so a
+    checkpoint of the optimizer keeps it and a resumed run goes on as an uninterrupted one."""
+    if config.lr_follow_errors is None:
+        return
+    group = optimizer.param_groups[0]
+    mean = group.get("errors_mean")
+    beta = config.lr_follow_beta
+    mean = bit_errors if mean is None else beta * mean + (1 - beta) * bit_errors
+    group["errors_mean"] = mean
+    factor = (mean / config.lr_follow_errors) ** config.lr_follow_power
+    lr = config.lr * min(1.0, max(config.lr_follow_floor, factor))
+    for g in optimizer.param_groups:
+        g["lr"] = min(g["lr"], lr) if config.lr_follow_down_only else lr
+
+
 def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
     """The curriculum's fraction of the training range after ``sequences_seen`` sequences."""
     if config.curriculum_sequences <= 0:
@@ -381,9 +446,64 @@ def draw_training_batch(
     config: TrainConfig,
 ) -> Batch:
     """The batch the recipe draws after ``seen`` sequences: the curriculum's difficulty
-    (:func:`difficulty_at`), and one length per batch or mixed (:func:`mixed_batches_now`)."""
-    return task.sample_train(batch_size, generator, difficulty_at(seen, config),
-                             mixed=mixed_batches_now(optimizer, config))
+    (:func:`difficulty_at`), one length per batch or mixed (:func:`mixed_batches_now`), and the
+    sizes drawn by their errors (:func:`focused_sizes`) with ``config.focus_errors``."""
+    difficulty = difficulty_at(seen, config)
+    if not config.focus_errors:
+        return task.sample_train(batch_size, generator, difficulty,
+                                 mixed=mixed_batches_now(optimizer, config))
+    sizes = focused_sizes(task, generator, difficulty, optimizer, config)
+    return task.sample(batch_size, generator, **sizes)
+
+
+def _size_key(sizes: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sizes.items())
+
+
+def focused_sizes(
+    task: Task,
+    generator: torch.Generator,
+    difficulty: float,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+) -> dict[str, int]:
+    """The sizes of the next batch with ``config.focus_errors`` = f: each of the N sizes of the
+    (curriculum-shrunk) training range with probability (1 - f) / N + f * e / sum(e), e the
+    size's running mean of bit errors per sequence, kept by :func:`note_size_errors` in the
+    optimizer's first parameter group (``size_errors``; a size not drawn yet counts as the worst
+    one, and uniform while none has errors). The drawn sizes wait there (``focus_sizes``) for
+    the batch's errors."""
+    try:
+        ranges = task.training_ranges()
+    except NotImplementedError:
+        raise ValueError(f"focus_errors needs a task whose sizes are drawn from training ranges; "
+                         f"{task.name!r} has none") from None
+    grid: list[dict[str, int]] = [{}]
+    for name, (low, high) in ranges.items():
+        grid = [{**g, name: v} for g in grid for v in range(low, shrink(low, high, difficulty) + 1)]
+    group = optimizer.param_groups[0]
+    known = group.setdefault("size_errors", {})
+    worst = max(known.values(), default=1.0)
+    e = torch.tensor([known.get(_size_key(g), worst) for g in grid], dtype=torch.float64)
+    f = config.focus_errors
+    p = torch.full_like(e, 1 / len(grid))
+    if e.sum() > 0:
+        p = (1 - f) * p + f * e / e.sum()
+    sizes = grid[int(torch.multinomial(p, 1, generator=generator))]
+    group["focus_sizes"] = _size_key(sizes)
+    return sizes
+
+
+def note_size_errors(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float) -> None:
+    """With ``config.focus_errors``: fold this batch's bit errors per sequence into the running
+    mean of the sizes :func:`focused_sizes` drew for it (decay ``focus_beta``)."""
+    group = optimizer.param_groups[0]
+    key = group.pop("focus_sizes", None)
+    if not config.focus_errors or key is None:
+        return
+    known = group.setdefault("size_errors", {})
+    old = known.get(key)
+    known[key] = bit_errors if old is None else config.focus_beta * old + (1 - config.focus_beta) * bit_errors
 
 
 def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
@@ -418,13 +538,15 @@ def train_step(
     if not torch.isfinite(loss):
         raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
     loss.backward()
+    with torch.no_grad():
+        errors = sequence_bit_errors(logits, targets, mask).sum()
+    follow_errors(optimizer, config, float(errors) / inputs.shape[0])
+    note_size_errors(optimizer, config, float(errors) / inputs.shape[0])
     # The parameters the optimizer updates (the same set as model.parameters() for every model
     # here, without walking the module tree again).
     clip_gradients((p for g in optimizer.param_groups for p in g["params"]), config)
     clip_spikes(optimizer, config)
     optimizer.step()
-    with torch.no_grad():
-        errors = sequence_bit_errors(logits, targets, mask).sum()
     return float(cost_nats.detach().sum()) / math.log(2.0), float(errors)
 
 

@@ -1,10 +1,10 @@
 """The training loop, the `train` and `evaluate` commands, and exact resume."""
 
 import json
-from dataclasses import replace
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -504,7 +504,10 @@ def test_learning_rate_that_follows_the_errors(tmp_path):
 
 def test_focus_on_the_sizes_with_errors(tmp_path):
     from neural_memory.training import (
-        draw_training_batch, focused_sizes, make_optimizer, note_size_errors,
+        draw_training_batch,
+        focused_sizes,
+        make_optimizer,
+        note_size_errors,
     )
 
     task = get_task("copy")  # lengths 1-20

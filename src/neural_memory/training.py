@@ -206,25 +206,20 @@ class TrainConfig:
         if self.lr_follow_errors is not None and self.lr_drop_below is not None:
             raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
                              "learning rate; set one of them")
-        follow = {"lr_follow_errors": lambda v: v > 0, "lr_follow_power": lambda v: v > 0,
-                  "lr_follow_floor": lambda v: 0 < v <= 1, "lr_follow_beta": lambda v: 0 <= v < 1}
         if not isinstance(self.lr_follow_down_only, bool):
             raise ValueError(f"lr_follow_down_only must be a bool, got {self.lr_follow_down_only!r}")
-        for name, in_range in follow.items():
-            value = getattr(self, name)
-            if value is None and name == "lr_follow_errors":
-                continue
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and in_range(value)):
-                raise ValueError(f"TrainConfig.{name} is out of range (errors and power > 0, "
-                                 f"floor in (0, 1], beta in [0, 1)): got {value!r}")
-        for name, in_range in (("focus_errors", lambda v: 0 <= v <= 1),
-                               ("focus_beta", lambda v: 0 <= v < 1)):
+        ranges = {"lr_follow_power": ("> 0", lambda v: v > 0),
+                  "lr_follow_floor": ("in (0, 1]", lambda v: 0 < v <= 1),
+                  "lr_follow_beta": ("in [0, 1)", lambda v: 0 <= v < 1),
+                  "focus_errors": ("in [0, 1]", lambda v: 0 <= v <= 1),
+                  "focus_beta": ("in [0, 1)", lambda v: 0 <= v < 1)}
+        if self.lr_follow_errors is not None:
+            ranges["lr_follow_errors"] = ("> 0 or None", lambda v: v > 0)
+        for name, (what, in_range) in ranges.items():
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)
                     and math.isfinite(value) and in_range(value)):
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1{']' if name == 'focus_errors' else ')'}"
-                                 f", got {value!r}")
+                raise ValueError(f"TrainConfig.{name} must be a number {what}, got {value!r}")
         if self.focus_errors and self.mixed_lengths != "never":
             raise ValueError("focus_errors draws one set of sizes per batch; it does not go with "
                              f"mixed_lengths={self.mixed_lengths!r}")
@@ -542,8 +537,9 @@ def train_step(
     loss.backward()
     with torch.no_grad():
         errors = sequence_bit_errors(logits, targets, mask).sum()
-    follow_errors(optimizer, config, float(errors) / inputs.shape[0])
-    note_size_errors(optimizer, config, float(errors) / inputs.shape[0])
+    per_sequence = float(errors) / inputs.shape[0]
+    follow_errors(optimizer, config, per_sequence)
+    note_size_errors(optimizer, config, per_sequence)
     # The parameters the optimizer updates (the same set as model.parameters() for every model
     # here, without walking the module tree again).
     clip_gradients((p for g in optimizer.param_groups for p in g["params"]), config)

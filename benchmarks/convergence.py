@@ -150,11 +150,10 @@ def run_seed(
     # running mean would settle at if the weights stopped moving (the training distribution
     # draws every length equally often).
     gen = torch.Generator().manual_seed(20_000 + seed)
-    low, high = task.training_ranges()["length"]
     record["bit_errors_by_training_length"] = {
-        length: round(evaluate_model(model, task, settings.by_length_sequences, gen,
-                                     length=length)["bit_errors"], 4)
-        for length in range(low, high + 1)
+        sizes["length"]: round(evaluate_model(model, task, settings.by_length_sequences, gen,
+                                              **sizes)["bit_errors"], 4)
+        for sizes in task.training_sizes()
     }
     log(f"  seed {seed}: ran {seen} sequences ({train_seconds:.1f} s); worst running mean after "
         f"converging {worst_after:.3f}; length 20: {record['eval_length_20']['bit_errors']:.3f} "

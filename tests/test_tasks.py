@@ -290,3 +290,18 @@ def test_head_heatmaps_from_an_ntm_trace():
     assert torch.allclose(torch.as_tensor(axes[1].get_images()[0].get_array().data), trace.read_weights[0, :, 0].T.double().float())
     with pytest.raises(ValueError, match="head 3 is out of range"):
         head_heatmaps(trace, head=3)
+
+
+def test_training_sizes_lists_what_draw_sizes_can_draw():
+    copy, repeat = get_task("copy"), get_task("repeat_copy")
+    assert copy.training_sizes() == [{"length": n} for n in range(1, 21)]
+    assert copy.training_sizes(0.1) == [{"length": n} for n in (1, 2, 3)]  # 1 + ceil(0.1 * 19)
+    grid = repeat.training_sizes()
+    (l0, l1), (r0, r1) = repeat.training_ranges().values()
+    assert len(grid) == (l1 - l0 + 1) * (r1 - r0 + 1) and grid[0] == {"length": l0, "repeats": r0}
+    gen = torch.Generator().manual_seed(0)
+    for task, difficulty in ((copy, 0.3), (repeat, 0.5), (repeat, 1.0)):
+        allowed = task.training_sizes(difficulty)
+        assert all(task.draw_sizes(gen, difficulty) in allowed for _ in range(200))
+    with pytest.raises(NotImplementedError):
+        get_task("priority_sort").training_sizes()

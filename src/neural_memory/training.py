@@ -53,7 +53,6 @@ from neural_memory.checkpoint import (
     write_csv,
 )
 from neural_memory.tasks import Batch, Task, get_task
-from neural_memory.tasks.base import shrink
 from neural_memory.tasks.metrics import (
     scored_bits,
     sequence_bit_errors,
@@ -156,15 +155,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"TrainConfig.{name} must be > 0 or None, got {value!r}")
-        if self.spike_clip is not None and not (
-            isinstance(self.spike_clip, (int, float)) and not isinstance(self.spike_clip, bool)
-            and math.isfinite(self.spike_clip) and self.spike_clip >= 1
-        ):
-            raise ValueError("spike_clip must be a finite number >= 1 (a multiple of the running "
-                             f"mean gradient norm) or None, got {self.spike_clip!r}")
-        if not (isinstance(self.spike_clip_beta, (int, float))
-                and not isinstance(self.spike_clip_beta, bool) and 0 < self.spike_clip_beta < 1):
-            raise ValueError(f"spike_clip_beta must be in (0, 1), got {self.spike_clip_beta!r}")
         if not 0 < self.curriculum_start <= 1:
             raise ValueError(f"curriculum_start must be in (0, 1], got {self.curriculum_start!r}")
         if self.curriculum_sequences < 0:
@@ -208,11 +198,16 @@ class TrainConfig:
                              "learning rate; set one of them")
         if not isinstance(self.lr_follow_down_only, bool):
             raise ValueError(f"lr_follow_down_only must be a bool, got {self.lr_follow_down_only!r}")
-        ranges = {"lr_follow_power": ("> 0", lambda v: v > 0),
+        # Numbers (not bools) that must be finite and in range; the optional ones when set.
+        ranges = {"spike_clip_beta": ("in (0, 1)", lambda v: 0 < v < 1),
+                  "lr_follow_power": ("> 0", lambda v: v > 0),
                   "lr_follow_floor": ("in (0, 1]", lambda v: 0 < v <= 1),
                   "lr_follow_beta": ("in [0, 1)", lambda v: 0 <= v < 1),
                   "focus_errors": ("in [0, 1]", lambda v: 0 <= v <= 1),
                   "focus_beta": ("in [0, 1)", lambda v: 0 <= v < 1)}
+        if self.spike_clip is not None:
+            ranges["spike_clip"] = (">= 1 (a multiple of the running mean gradient norm) or None",
+                                    lambda v: v >= 1)
         if self.lr_follow_errors is not None:
             ranges["lr_follow_errors"] = ("> 0 or None", lambda v: v > 0)
         for name, (what, in_range) in ranges.items():
@@ -350,9 +345,13 @@ def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
         torch.nn.utils.clip_grads_with_norm_(params, limit, torch.tensor(norm))
         group["spike_clips"] += 1
         norm = limit
-    beta = config.spike_clip_beta
-    group["grad_norm_mean"] = norm if mean is None else beta * mean + (1 - beta) * norm
+    group["grad_norm_mean"] = _running_mean(mean, norm, config.spike_clip_beta)
     return clipped
+
+
+def _running_mean(mean: float | None, value: float, beta: float) -> float:
+    """An exponential running mean with decay ``beta``; ``value`` itself starts it (``mean`` None)."""
+    return value if mean is None else beta * mean + (1 - beta) * value
 
 
 def follow_errors(
@@ -367,9 +366,7 @@ def follow_errors(
     if config.lr_follow_errors is None:
         return
     group = optimizer.param_groups[0]
-    mean = group.get("errors_mean")
-    beta = config.lr_follow_beta
-    mean = bit_errors if mean is None else beta * mean + (1 - beta) * bit_errors
+    mean = _running_mean(group.get("errors_mean"), bit_errors, config.lr_follow_beta)
     group["errors_mean"] = mean
     factor = (mean / config.lr_follow_errors) ** config.lr_follow_power
     lr = config.lr * min(1.0, max(config.lr_follow_floor, factor))
@@ -471,13 +468,10 @@ def focused_sizes(
     one, and uniform while none has errors). The drawn sizes wait there (``focus_sizes``) for
     the batch's errors."""
     try:
-        ranges = task.training_ranges()
+        grid = task.training_sizes(difficulty)
     except NotImplementedError:
         raise ValueError(f"focus_errors needs a task whose sizes are drawn from training ranges; "
                          f"{task.name!r} has none") from None
-    grid: list[dict[str, int]] = [{}]
-    for name, (low, high) in ranges.items():
-        grid = [{**g, name: v} for g in grid for v in range(low, shrink(low, high, difficulty) + 1)]
     group = optimizer.param_groups[0]
     known = group.setdefault("size_errors", {})
     worst = max(known.values(), default=1.0)
@@ -499,8 +493,7 @@ def note_size_errors(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_
     if not config.focus_errors or key is None:
         return
     known = group.setdefault("size_errors", {})
-    old = known.get(key)
-    known[key] = bit_errors if old is None else config.focus_beta * old + (1 - config.focus_beta) * bit_errors
+    known[key] = _running_mean(known.get(key), bit_errors, config.focus_beta)
 
 
 def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
@@ -536,8 +529,8 @@ def train_step(
         raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
     loss.backward()
     with torch.no_grad():
-        errors = sequence_bit_errors(logits, targets, mask).sum()
-    per_sequence = float(errors) / inputs.shape[0]
+        errors = float(sequence_bit_errors(logits, targets, mask).sum())
+    per_sequence = errors / inputs.shape[0]
     follow_errors(optimizer, config, per_sequence)
     note_size_errors(optimizer, config, per_sequence)
     # The parameters the optimizer updates (the same set as model.parameters() for every model
@@ -545,7 +538,7 @@ def train_step(
     clip_gradients((p for g in optimizer.param_groups for p in g["params"]), config)
     clip_spikes(optimizer, config)
     optimizer.step()
-    return float(cost_nats.detach().sum()) / math.log(2.0), float(errors)
+    return float(cost_nats.detach().sum()) / math.log(2.0), errors
 
 
 @torch.no_grad()

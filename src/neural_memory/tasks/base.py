@@ -127,6 +127,14 @@ class Task(ABC):
             sizes[name] = randint(low, shrink(low, high, difficulty), generator) if value is None else value
         return sizes
 
+    def training_sizes(self, difficulty: float = 1.0) -> list[dict[str, int]]:
+        """Every set of sizes the training distribution can draw (each parameter's range shrunk by
+        ``difficulty`` as in :meth:`draw_sizes`), the first parameter varying slowest."""
+        grid: list[dict[str, int]] = [{}]
+        for name, (low, high) in self.training_ranges().items():
+            grid = [{**g, name: v} for g in grid for v in range(low, shrink(low, high, difficulty) + 1)]
+        return grid
+
     def sample_train(
         self,
         batch_size: int,

@@ -46,6 +46,10 @@ class ConvergenceSettings:
     by_length_sequences: int = 64  # fresh sequences per training length for the final profile
 
 
+def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def run_seed(
     seed: int,
     recipe: TrainConfig,
@@ -55,12 +59,15 @@ def run_seed(
     progress: bool = False,
     fused: bool = False,
     record_batches: bool = False,
+    snapshots: dict | None = None,
 ) -> dict:
     """Train one seed; returns its convergence record (see the module docstring). ``fused``:
     train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
     batch, ``(sequences so far, time steps, gradient norm, bit errors, running mean)`` in
     ``record["batches"]`` -- the norm of the whole gradient as the optimiser receives it (after
-    the recipe's clipping), read by a hook that does not change the update."""
+    the recipe's clipping), read by a hook that does not change the update. ``snapshots``: a
+    dict that receives copies of the model's state at convergence (``"converged"``) and at the
+    end of the run (``"end"``)."""
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(
@@ -117,12 +124,16 @@ def run_seed(
                 converged_at, converged_seconds = seen, train_seconds
                 stop_at = min(settings.max_sequences, math.ceil(settings.extend * seen))
                 log(f"  seed {seed}: converged after {seen} sequences, {train_seconds:.1f} s")
+                if snapshots is not None:
+                    snapshots["converged"] = _state_copy(model)
             elif train_seconds > settings.max_seconds:
                 log(f"  seed {seed}: not converged within {settings.max_seconds:.0f} s "
                     f"({seen} sequences, running mean {mean:.3f})")
                 break
         else:
             worst_after = max(worst_after, mean)
+    if snapshots is not None:
+        snapshots["end"] = _state_copy(model)
     record = {
         "seed": seed,
         "converged": converged_at is not None,

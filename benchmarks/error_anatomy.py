@@ -1,0 +1,148 @@
+"""What the copy model's remaining errors are, at convergence and at the end of the 3x run.
+
+Trains seeds exactly as the convergence benchmark does (``convergence.run_seed``: the row-0 copy
+NTM, the fused unroll, run on to three times the sequences at convergence), keeps the model at
+convergence -- the moment of the recipe's learning-rate drop -- and at the end, and sorts every
+wrong sequence of fresh batches at each training length into one of three kinds:
+
+* *near miss*: at most ``NEAR`` wrong bits -- the right vectors, a bit or two decoded wrongly;
+* *shifted*: more wrong bits, but the answer is the input sequence shifted by ``k`` vectors
+  (``0 < |k| <= MAX_SHIFT``) for at least half of its positions -- the read head started early
+  or late, or hesitated, and read the right sequence out of step;
+* *other*: everything else.
+
+Prints a table (per seed and moment: bit errors per sequence over the twenty lengths, and how
+much of it each kind makes) and writes it, with the counts per length, as JSON::
+
+    python benchmarks/error_anatomy.py --seeds 0 8 1 6 --out benchmarks/results/anatomy-a.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convergence import ConvergenceSettings, run_seed  # noqa: E402
+from run import get_recipe, load, machine  # noqa: E402
+
+from neural_memory.checkpoint import atomic_write_text  # noqa: E402
+from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
+from neural_memory.tasks import get_task  # noqa: E402
+
+NEAR = 3  # wrong bits: a near miss
+MAX_SHIFT = 3  # offsets tried for a shifted answer
+KINDS = ("near_miss", "shifted", "other")
+
+
+def classify(logits: torch.Tensor, targets: torch.Tensor, length: int) -> list[tuple[str, int, int]]:
+    """``(kind, wrong bits, offset)`` for every wrong copy answer of a batch of one ``length``
+    (offset 0 unless shifted). ``logits``, ``targets``: ``(B, 2L + 1, 8)``."""
+    predicted = (logits[:, length + 1:] > 0).to(targets.dtype)  # (B, L, 8)
+    data = targets[:, length + 1:]  # (B, L, 8)
+    wrong = (predicted != data).sum((1, 2))  # (B,)
+    out = []
+    for b in torch.nonzero(wrong).flatten().tolist():
+        bits = int(wrong[b])
+        if bits <= NEAR:
+            out.append(("near_miss", bits, 0))
+            continue
+        best, offset = 0, 0
+        for k in range(-MAX_SHIFT, MAX_SHIFT + 1):
+            if k == 0 or abs(k) >= length:
+                continue
+            # answer position i holds input vector i + k
+            lo, hi = max(0, -k), min(length, length - k)
+            same = int((predicted[b, lo:hi] == data[b, lo + k:hi + k]).all(-1).sum())
+            if same > best:
+                best, offset = same, k
+        out.append(("shifted", bits, offset) if 2 * best >= length else ("other", bits, 0))
+    return out
+
+
+def anatomy(model: torch.nn.Module, sequences: int, seed: int) -> dict:
+    """Bit errors per sequence at every training length, split by kind (module docstring)."""
+    task = get_task("copy")
+    generator = torch.Generator().manual_seed(30_000 + seed)
+    model.eval()
+    by_length, offsets = {}, {}
+    with torch.no_grad():
+        for sizes in task.training_sizes():
+            length = sizes["length"]
+            inputs, targets, _ = task.sample(sequences, generator, length=length)
+            counts = {kind: [0, 0] for kind in KINDS}  # sequences, wrong bits
+            for kind, bits, k in classify(model(inputs), targets, length):
+                counts[kind][0] += 1
+                counts[kind][1] += bits
+                if k:
+                    offsets[k] = offsets.get(k, 0) + 1
+            by_length[length] = counts
+    lengths = len(by_length)
+    summary = {
+        kind: {
+            "bit_errors": sum(c[kind][1] for c in by_length.values()) / (sequences * lengths),
+            "sequences": sum(c[kind][0] for c in by_length.values()),
+        }
+        for kind in KINDS
+    }
+    return {
+        "bit_errors": sum(s["bit_errors"] for s in summary.values()),
+        "sequences_scored": sequences * lengths,
+        "kinds": summary,
+        "shift_offsets": dict(sorted(offsets.items())),
+        "by_length": by_length,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--recipe", default="fast-adam-settle")
+    parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--sequences", type=int, default=256, help="fresh sequences per length")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    recipe = get_recipe(args.recipe, args.recipe_set)
+    settings = ConvergenceSettings()
+    overrides = {"learn_initial_weights": False}
+    task = get_task("copy")
+    result = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
+              "recipe": asdict(recipe), "settings": asdict(settings), "near": NEAR,
+              "max_shift": MAX_SHIFT, "seeds": []}
+    print(f"{'seed':>4} {'relapse':>7} {'moment':>9} {'bit err/seq':>11} "
+          + " ".join(f"{k + ' (seqs)':>17}" for k in KINDS))
+    for seed in args.seeds:
+        snapshots: dict = {}
+        record = run_seed(seed, recipe, settings, overrides, log=lambda *_: None, fused=True,
+                          snapshots=snapshots)
+        entry = {key: record[key] for key in ("seed", "converged", "sequences_to_converge",
+                                              "sequences_run", "relapsed",
+                                              "worst_running_mean_after_converging")}
+        for moment in ("converged", "end"):
+            if moment not in snapshots:
+                continue
+            model = NTM(NTMConfig.preset("copy", input_size=task.input_size,
+                                         output_size=task.output_size, **overrides))
+            model.load_state_dict(snapshots[moment])
+            model.use_fused()
+            entry[moment] = found = anatomy(model, args.sequences, seed)
+            print(f"{seed:>4} {str(record['relapsed']):>7} {moment:>9} {found['bit_errors']:>11.3f} "
+                  + " ".join(f"{found['kinds'][k]['bit_errors']:>9.3f} ({found['kinds'][k]['sequences']:>4})"
+                             for k in KINDS), flush=True)
+        result["seeds"].append(entry)
+        if args.out:
+            atomic_write_text(args.out, json.dumps(result, indent=1))
+    result["load_at_end"] = load()
+    if args.out:
+        atomic_write_text(args.out, json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -63,3 +63,34 @@ def test_gradient_norm_analysis_finds_the_outsized_batch_before_a_collapse():
     assert found["batches_after"] == 6 and found["fraction_ratio_above_10"] == round(1 / 6, 4)
     assert found["collapses"] == [{"sequences": 7, "rise_began": 6, "largest_ratio": 50.0}]
     assert analyse({**record, "converged": False}, 5.0) == {"seed": 5, "converged": False}
+
+
+def test_snapshots_keep_the_model_at_convergence_and_at_the_end():
+    settings = ConvergenceSettings(threshold=100.0, window=8, extend=2.0, eval_sequences=4,
+                                   by_length_sequences=2)  # "converges" after the first window
+    config = TrainConfig.preset("fast-adam-settle", batch_size=4)
+    snapshots: dict = {}
+    record = run_seed(1, config, settings, {"learn_initial_weights": False}, log=lambda _: None,
+                      snapshots=snapshots)
+    assert record["converged"] and record["sequences_to_converge"] == 8
+    assert record["sequences_run"] == 16 and set(snapshots) == {"converged", "end"}
+    changed = [not snapshots["converged"][k].equal(v) for k, v in snapshots["end"].items()]
+    assert any(changed)  # two more updates between the snapshots
+
+
+def test_error_anatomy_sorts_near_misses_from_answers_read_out_of_step():
+    import torch
+    from error_anatomy import classify
+
+    from neural_memory.tasks.copy import copy_batch
+
+    length = 6
+    _, targets, _ = copy_batch(4, length, torch.Generator().manual_seed(0))
+    logits = (2 * targets - 1) * 5.0  # every bit right
+    logits[0, length + 1, 0] *= -1  # one bit wrong
+    answer = slice(length + 1, None)
+    logits[1, answer] = torch.roll(logits[1, answer], shifts=-1, dims=0)  # position i holds i + 1
+    logits[2, answer] *= -1  # every bit wrong
+    found = classify(logits, targets, length)
+    assert [kind for kind, _, _ in found] == ["near_miss", "shifted", "other"]
+    assert found[0][1] == 1 and found[1][2] == 1 and found[2][1] == 8 * length

@@ -3,6 +3,7 @@
     python benchmarks/report.py benchmarks/results/cpu.json
     python benchmarks/report.py --merge A.json B.json          # one table from split seed lists
     python benchmarks/report.py --relapse A.json B.json ...    # one row per file: how it relapsed
+    python benchmarks/report.py --anatomy A.json B.json ...    # error_anatomy.py's seeds, by seed
 """
 
 from __future__ import annotations
@@ -129,11 +130,32 @@ def relapse_table(paths: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def anatomy_table(results: list[dict]) -> str:
+    """One row per seed of ``error_anatomy.py`` files: the bit errors per sequence at the drop and
+    at the end, split into near misses / answers read out of step / other, and how many of the
+    fresh sequences were read out of step."""
+    def cell(found: dict) -> str:
+        kinds = found["kinds"]
+        parts = " / ".join(f"{kinds[k]['bit_errors']:.3f}" for k in ("near_miss", "shifted", "other"))
+        return f"{found['bit_errors']:.3f} ({parts}) | {kinds['shifted']['sequences']}"
+
+    scored = {r["seeds"][0]["converged"]["sequences_scored"] for r in results if r["seeds"]}
+    lines = ["| seed | relapsed | at the drop: bit errors/seq (near miss / out of step / other) | "
+             f"out of step, of {'/'.join(map(str, sorted(scored)))} | at the end of the 3x run | "
+             "out of step |", "|---:|---|---|---:|---|---:|"]
+    seeds = sorted((s for r in results for s in r["seeds"]), key=lambda s: s["seed"])
+    lines += [f"| {s['seed']} | {'yes' if s['relapsed'] else 'no'} | {cell(s['converged'])} | "
+              f"{cell(s['end'])} |" for s in seeds if "converged" in s and "end" in s]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     args = sys.argv[1:]
     if args and args[0] == "--relapse":
         print(relapse_table([Path(a) for a in args[1:]]))
+    elif args and args[0] == "--anatomy":
+        print(anatomy_table([json.loads(Path(a).read_text()) for a in args[1:]]))
     elif args and args[0] == "--merge":
         print(tables(merged([json.loads(Path(a).read_text()) for a in args[1:]])))
     else:

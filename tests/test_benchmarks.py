@@ -94,3 +94,20 @@ def test_error_anatomy_sorts_near_misses_from_answers_read_out_of_step():
     found = classify(logits, targets, length)
     assert [kind for kind, _, _ in found] == ["near_miss", "shifted", "other"]
     assert found[0][1] == 1 and found[1][2] == 1 and found[2][1] == 8 * length
+
+
+def test_anatomy_table_has_one_row_per_seed_in_seed_order():
+    from report import anatomy_table
+
+    def found(shifted: int) -> dict:
+        kinds = {"near_miss": {"bit_errors": 0.1, "sequences": 5},
+                 "shifted": {"bit_errors": 0.2, "sequences": shifted},
+                 "other": {"bit_errors": 0.0, "sequences": 0}}
+        return {"bit_errors": 0.3, "sequences_scored": 40, "kinds": kinds}
+
+    results = [{"seeds": [{"seed": 3, "relapsed": False, "converged": found(2), "end": found(1)}]},
+               {"seeds": [{"seed": 1, "relapsed": True, "converged": found(9), "end": found(7)}]}]
+    rows = anatomy_table(results).splitlines()
+    assert "of 40" in rows[0] and len(rows) == 4
+    assert rows[2] == "| 1 | yes | 0.300 (0.100 / 0.200 / 0.000) | 9 | 0.300 (0.100 / 0.200 / 0.000) | 7 |"
+    assert rows[3].startswith("| 3 | no |")

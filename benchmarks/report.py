@@ -4,6 +4,8 @@
     python benchmarks/report.py --merge A.json B.json          # one table from split seed lists
     python benchmarks/report.py --relapse A.json B.json ...    # one row per file: how it relapsed
     python benchmarks/report.py --anatomy A.json B.json ...    # error_anatomy.py's seeds, by seed
+    python benchmarks/report.py --replay R.json ... BASE.json ...  # replay_trial.py's seeds against
+                                                               # the same seeds of run.py's files
 """
 
 from __future__ import annotations
@@ -149,11 +151,32 @@ def anatomy_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def replay_rows(results: list[dict]) -> str:
+    """Rows for ``replay_trial.py`` files (those with a ``mode``), each seed next to the same seed
+    in the ``run.py`` files among ``results`` (worst running mean after converging, length 20)."""
+    base = {r["seed"]: r for res in results if "convergence" in res
+            for r in res["convergence"]["seeds"] if r["converged"]}
+    lines = []
+    for res in (r for r in results if "mode" in r):
+        for r in res["seeds"]:
+            b = base.get(r["seed"])
+            without = (f"{b['worst_running_mean_after_converging']:.2f}, "
+                       f"{b['eval_length_20']['bit_errors']:.3f}" if b else "--")
+            lines.append(
+                f"| {res['mode']} | {r['seed']} | {r['sequences_to_converge']:,} "
+                f"({r['seconds_to_converge']:.0f} s) | {r['worst_running_mean_after_converging']:.2f} | "
+                f"{'yes' if r['relapsed'] else 'no'} | {r['eval_length_20']['bit_errors']:.3f} | "
+                f"{without} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     args = sys.argv[1:]
     if args and args[0] == "--relapse":
         print(relapse_table([Path(a) for a in args[1:]]))
+    elif args and args[0] == "--replay":
+        print(replay_rows([json.loads(Path(a).read_text()) for a in args[1:]]))
     elif args and args[0] == "--anatomy":
         print(anatomy_table([json.loads(Path(a).read_text()) for a in args[1:]]))
     elif args and args[0] == "--merge":

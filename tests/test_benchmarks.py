@@ -111,3 +111,18 @@ def test_anatomy_table_has_one_row_per_seed_in_seed_order():
     assert "of 40" in rows[0] and len(rows) == 4
     assert rows[2] == "| 1 | yes | 0.300 (0.100 / 0.200 / 0.000) | 9 | 0.300 (0.100 / 0.200 / 0.000) | 7 |"
     assert rows[3].startswith("| 3 | no |")
+
+
+def test_replay_rows_set_each_seed_beside_the_same_seed_without_replay():
+    from report import replay_rows
+
+    def seed(n: int, worst: float, l20: float, relapsed: bool) -> dict:
+        return {"seed": n, "converged": True, "sequences_to_converge": 1000 * n,
+                "seconds_to_converge": 2.4 * n, "worst_running_mean_after_converging": worst,
+                "relapsed": relapsed, "eval_length_20": {"bit_errors": l20}}
+
+    trial = {"mode": "always", "seeds": [seed(2, 0.5, 0.01, False), seed(5, 3.0, 0.2, True)]}
+    base = {"convergence": {"seeds": [seed(2, 1.5, 0.9, True)]}}
+    rows = replay_rows([trial, base]).splitlines()
+    assert rows == ["| always | 2 | 2,000 (5 s) | 0.50 | no | 0.010 | 1.50, 0.900 |",
+                    "| always | 5 | 5,000 (12 s) | 3.00 | yes | 0.200 | -- |"]

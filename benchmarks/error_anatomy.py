@@ -20,7 +20,6 @@ much of it each kind makes) and writes it, with the counts per length, as JSON::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -29,9 +28,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed  # noqa: E402
-from run import get_recipe, load, machine  # noqa: E402
+from run import get_recipe, load, machine, write_json  # noqa: E402
 
-from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
 
@@ -136,11 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                   + " ".join(f"{found['kinds'][k]['bit_errors']:>9.3f} ({found['kinds'][k]['sequences']:>4})"
                              for k in KINDS), flush=True)
         result["seeds"].append(entry)
-        if args.out:
-            atomic_write_text(args.out, json.dumps(result, indent=1))
+        write_json(args.out, result)
     result["load_at_end"] = load()
-    if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=1))
+    write_json(args.out, result)
     return 0
 
 

@@ -19,7 +19,6 @@ library option: it has its own training step (the library's ``train_step`` plus 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -31,9 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings  # noqa: E402
-from run import get_recipe, load, machine  # noqa: E402
+from run import get_recipe, load, machine, write_json  # noqa: E402
 
-from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
 from neural_memory.tasks.metrics import sequence_bit_errors, sequence_cost_nats  # noqa: E402
@@ -148,11 +146,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['worst_running_mean_after_converging']}; relapse {r['relapsed']}; "
               f"{r['sequences_replayed']} replayed; length 20: "
               f"{r['eval_length_20']['bit_errors']:.3f} bit errors/seq", flush=True)
-        if args.out:
-            atomic_write_text(args.out, json.dumps(result, indent=1))
+        write_json(args.out, result)
     result["load_at_end"] = load()
-    if args.out:
-        atomic_write_text(args.out, json.dumps(result, indent=1))
+    write_json(args.out, result)
     return 0
 
 

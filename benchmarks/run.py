@@ -72,6 +72,12 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def write_json(path: Path | None, result: dict) -> None:
+    """Write ``result`` to ``path`` atomically (nothing when ``path`` is None)."""
+    if path is not None:
+        atomic_write_text(path, json.dumps(result, indent=1))
+
+
 def peak_memory_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 

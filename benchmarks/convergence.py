@@ -14,6 +14,7 @@ every training length (``bit_errors_by_training_length``).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections import deque
@@ -46,10 +47,6 @@ class ConvergenceSettings:
     by_length_sequences: int = 64  # fresh sequences per training length for the final profile
 
 
-def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def run_seed(
     seed: int,
     recipe: TrainConfig,
@@ -60,14 +57,17 @@ def run_seed(
     fused: bool = False,
     record_batches: bool = False,
     snapshots: dict | None = None,
+    step=train_step,
 ) -> dict:
     """Train one seed; returns its convergence record (see the module docstring). ``fused``:
     train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
     batch, ``(sequences so far, time steps, gradient norm, bit errors, running mean)`` in
     ``record["batches"]`` -- the norm of the whole gradient as the optimiser receives it (after
     the recipe's clipping), read by a hook that does not change the update. ``snapshots``: a
-    dict that receives copies of the model's state at convergence (``"converged"``) and at the
-    end of the run (``"end"``)."""
+    dict that receives copies of the model at convergence (``"converged"``) and at the end of
+    the run (``"end"``). ``step``: the training step, called as :func:`train_step` is and
+    returning ``(cost, bit errors)`` summed over the batch's ``recipe.batch_size`` fresh
+    sequences (a trial may add others to the update, as ``replay_trial.py`` does)."""
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(
@@ -101,7 +101,7 @@ def run_seed(
         batch = draw_training_batch(task, recipe.batch_size, generator, seen, optimizer, recipe)
         settle_lr(optimizer, recipe, seen)
         try:
-            _, errors = train_step(model, batch, optimizer, recipe)
+            _, errors = step(model, batch, optimizer, recipe)
         except FloatingPointError:
             nan = True
             break
@@ -125,7 +125,7 @@ def run_seed(
                 stop_at = min(settings.max_sequences, math.ceil(settings.extend * seen))
                 log(f"  seed {seed}: converged after {seen} sequences, {train_seconds:.1f} s")
                 if snapshots is not None:
-                    snapshots["converged"] = _state_copy(model)
+                    snapshots["converged"] = copy.deepcopy(model)
             elif train_seconds > settings.max_seconds:
                 log(f"  seed {seed}: not converged within {settings.max_seconds:.0f} s "
                     f"({seen} sequences, running mean {mean:.3f})")
@@ -133,7 +133,7 @@ def run_seed(
         else:
             worst_after = max(worst_after, mean)
     if snapshots is not None:
-        snapshots["end"] = _state_copy(model)
+        snapshots["end"] = copy.deepcopy(model)
     record = {
         "seed": seed,
         "converged": converged_at is not None,

@@ -30,20 +30,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed  # noqa: E402
 from run import get_recipe, load, machine, write_json  # noqa: E402
 
-from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
+from neural_memory.tasks.metrics import sequence_bit_errors  # noqa: E402
 
 NEAR = 3  # wrong bits: a near miss
 MAX_SHIFT = 3  # offsets tried for a shifted answer
 KINDS = ("near_miss", "shifted", "other")
 
 
-def classify(logits: torch.Tensor, targets: torch.Tensor, length: int) -> list[tuple[str, int, int]]:
+def classify(
+    logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, length: int
+) -> list[tuple[str, int, int]]:
     """``(kind, wrong bits, offset)`` for every wrong copy answer of a batch of one ``length``
-    (offset 0 unless shifted). ``logits``, ``targets``: ``(B, 2L + 1, 8)``."""
-    predicted = (logits[:, length + 1:] > 0).to(targets.dtype)  # (B, L, 8)
+    (offset 0 unless shifted). ``logits``, ``targets``: ``(B, 2L + 1, 8)``; ``mask``: ``(B, 2L + 1)``."""
+    wrong = sequence_bit_errors(logits, targets, mask)  # (B,)
+    predicted = (logits[:, length + 1:] > 0).to(targets.dtype)  # (B, L, 8): the answer phase
     data = targets[:, length + 1:]  # (B, L, 8)
-    wrong = (predicted != data).sum((1, 2))  # (B,)
     out = []
     for b in torch.nonzero(wrong).flatten().tolist():
         bits = int(wrong[b])
@@ -72,9 +74,9 @@ def anatomy(model: torch.nn.Module, sequences: int, seed: int) -> dict:
     with torch.no_grad():
         for sizes in task.training_sizes():
             length = sizes["length"]
-            inputs, targets, _ = task.sample(sequences, generator, length=length)
+            inputs, targets, mask = task.sample(sequences, generator, length=length)
             counts = {kind: [0, 0] for kind in KINDS}  # sequences, wrong bits
-            for kind, bits, k in classify(model(inputs), targets, length):
+            for kind, bits, k in classify(model(inputs), targets, mask, length):
                 counts[kind][0] += 1
                 counts[kind][1] += bits
                 if k:
@@ -108,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     recipe = get_recipe(args.recipe, args.recipe_set)
     settings = ConvergenceSettings()
-    overrides = {"learn_initial_weights": False}
-    task = get_task("copy")
     result = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
               "recipe": asdict(recipe), "settings": asdict(settings), "near": NEAR,
               "max_shift": MAX_SHIFT, "seeds": []}
@@ -117,19 +117,15 @@ def main(argv: list[str] | None = None) -> int:
           + " ".join(f"{k + ' (seqs)':>17}" for k in KINDS))
     for seed in args.seeds:
         snapshots: dict = {}
-        record = run_seed(seed, recipe, settings, overrides, log=lambda *_: None, fused=True,
-                          snapshots=snapshots)
+        record = run_seed(seed, recipe, settings, {"learn_initial_weights": False},
+                          log=lambda *_: None, fused=True, snapshots=snapshots)
         entry = {key: record[key] for key in ("seed", "converged", "sequences_to_converge",
                                               "sequences_run", "relapsed",
                                               "worst_running_mean_after_converging")}
         for moment in ("converged", "end"):
             if moment not in snapshots:
                 continue
-            model = NTM(NTMConfig.preset("copy", input_size=task.input_size,
-                                         output_size=task.output_size, **overrides))
-            model.load_state_dict(snapshots[moment])
-            model.use_fused()
-            entry[moment] = found = anatomy(model, args.sequences, seed)
+            entry[moment] = found = anatomy(snapshots[moment], args.sequences, seed)
             print(f"{seed:>4} {str(record['relapsed']):>7} {moment:>9} {found['bit_errors']:>11.3f} "
                   + " ".join(f"{found['kinds'][k]['bit_errors']:>9.3f} ({found['kinds'][k]['sequences']:>4})"
                              for k in KINDS), flush=True)

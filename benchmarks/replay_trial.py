@@ -9,8 +9,9 @@ every later batch of the same length -- after the drop only, or from the start -
 gets one right or it has been replayed ``MAX_REPLAYS`` times. Otherwise it trains as the
 convergence benchmark does (``fast-adam-settle``, the row-0 copy NTM, the fused unroll, batches
 of 32, the drop below 0.1, run on to 3x), and the running mean, the convergence and the relapse
-are over the *fresh* sequences only, so they mean what they mean there. A prototype, not a
-library option: it has its own training step (the library's ``train_step`` plus the buffer)::
+are over the *fresh* sequences only, so they mean what they mean there: the trial *is*
+``convergence.run_seed``, with its own training step (``Replay``: the library's ``train_step``
+plus the buffer). A prototype, not a library option::
 
     python benchmarks/replay_trial.py --replay 4 --mode always --seeds 0 8 1 6 \\
         --out benchmarks/results/replay-always.json
@@ -21,63 +22,51 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
-from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from convergence import ConvergenceSettings  # noqa: E402
+from convergence import ConvergenceSettings, run_seed  # noqa: E402
 from run import get_recipe, load, machine, write_json  # noqa: E402
 
-from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
-from neural_memory.tasks import get_task  # noqa: E402
 from neural_memory.tasks.metrics import sequence_bit_errors, sequence_cost_nats  # noqa: E402
-from neural_memory.training import (  # noqa: E402
-    clip_gradients,
-    draw_training_batch,
-    evaluate_model,
-    lr_dropped,
-    make_optimizer,
-    maybe_drop_lr,
-)
+from neural_memory.training import clip_gradients, lr_dropped  # noqa: E402
 
 NEAR = 3  # more wrong bits than this: a failure worth replaying (error_anatomy's near miss)
 KEEP = 8  # failures kept per length (the newest)
 MAX_REPLAYS = 16
 
 
-def run_seed(seed: int, replay: int, mode: str, settings: ConvergenceSettings) -> dict:
-    recipe = get_recipe("fast-adam-settle")
-    task = get_task("copy")
-    torch.manual_seed(seed)
-    model = NTM(NTMConfig.preset("copy", input_size=task.input_size,
-                                 output_size=task.output_size, learn_initial_weights=False))
-    model.use_fused()
-    model.train()
-    optimizer = make_optimizer(model.parameters(), recipe)
-    generator = torch.Generator().manual_seed(seed)
-    buffer: dict[int, list[list]] = {}  # length -> [inputs, targets, mask, replays] per sequence
-    b = recipe.batch_size
-    window: deque[float] = deque(maxlen=math.ceil(settings.window / b))
-    seen, seconds, replayed = 0, 0.0, 0
-    converged_at = converged_seconds = None
-    stop_at, worst_after, curve = settings.max_sequences, 0.0, []
-    while seen < stop_at:
-        start = time.perf_counter()
-        inputs, targets, mask = draw_training_batch(task, b, generator, seen, optimizer, recipe)
-        length = (inputs.shape[1] - 1) // 2
-        on = mode == "always" or lr_dropped(optimizer, recipe)
-        old = buffer.get(length, [])[:replay] if on else []
+class Replay:
+    """A training step for ``convergence.run_seed`` that appends up to ``replay`` kept failures of
+    the batch's length to it (from the start, or once the learning rate has dropped) and
+    returns the bit errors of the fresh sequences only."""
+
+    def __init__(self, replay: int, mode: str) -> None:
+        self.replay, self.mode = replay, mode
+        self.buffer: dict[int, list[list]] = {}  # length -> [inputs, targets, mask, replays] each
+        self.replayed = 0
+
+    def __call__(self, model, batch, optimizer, recipe) -> tuple[float, float]:
+        inputs, targets, mask = batch
+        b, length = inputs.shape[0], (inputs.shape[1] - 1) // 2
+        on = self.mode == "always" or lr_dropped(optimizer, recipe)
+        old = self.buffer.get(length, [])[:self.replay] if on else []
         if old:
             inputs = torch.cat([inputs] + [e[0] for e in old])
             targets = torch.cat([targets] + [e[1] for e in old])
             mask = torch.cat([mask] + [e[2] for e in old])
+        if not model.training:
+            model.train()
         optimizer.zero_grad(set_to_none=True)
         logits = model(inputs)
-        sequence_cost_nats(logits, targets, mask).mean().backward()
+        cost = sequence_cost_nats(logits, targets, mask)
+        loss = cost.mean()
+        if not torch.isfinite(loss):  # as train_step: run_seed reports the seed as nan
+            raise FloatingPointError(f"the training loss became {loss.item()}")
+        loss.backward()
         with torch.no_grad():
             wrong = sequence_bit_errors(logits, targets, mask)
         clip_gradients(model.parameters(), recipe)
@@ -87,42 +76,12 @@ def run_seed(seed: int, replay: int, mode: str, settings: ConvergenceSettings) -
             entry[3] += 1
             if bits > NEAR and entry[3] < MAX_REPLAYS:
                 keep.append(entry)
-        kept = buffer.get(length, [])[len(old):] + keep
+        kept = self.buffer.get(length, [])[len(old):] + keep
         for i in torch.nonzero(wrong[:b] > NEAR).flatten().tolist():
             kept.append([inputs[i:i + 1], targets[i:i + 1], mask[i:i + 1], 0])
-        buffer[length] = kept[-KEEP:]
-        replayed += len(old)
-        seconds += time.perf_counter() - start
-        seen += b
-        window.append(float(wrong[:b].sum()))
-        mean = sum(window) / (b * len(window))
-        if not curve or seen - curve[-1][0] >= 1000:
-            curve.append((seen, round(seconds, 2), round(mean, 4)))
-        if len(window) * b < settings.window:
-            continue
-        maybe_drop_lr(optimizer, recipe, mean, seen)
-        if converged_at is None:
-            if mean < settings.threshold:
-                converged_at, converged_seconds = seen, seconds
-                stop_at = min(settings.max_sequences, math.ceil(settings.extend * seen))
-            elif seconds > settings.max_seconds:
-                break
-        else:
-            worst_after = max(worst_after, mean)
-    gen = torch.Generator().manual_seed(10_000 + seed)
-    return {
-        "seed": seed,
-        "converged": converged_at is not None,
-        "sequences_to_converge": converged_at,
-        "seconds_to_converge": None if converged_seconds is None else round(converged_seconds, 2),
-        "sequences_run": seen,
-        "train_seconds": round(seconds, 2),
-        "worst_running_mean_after_converging": round(worst_after, 4) if converged_at else None,
-        "relapsed": (worst_after > settings.relapse_threshold) if converged_at else None,
-        "sequences_replayed": replayed,
-        "eval_length_20": evaluate_model(model, task, settings.eval_sequences, gen, length=20),
-        "curve": curve,
-    }
+        self.buffer[length] = kept[-KEEP:]
+        self.replayed += len(old)
+        return float(cost[:b].detach().sum()) / math.log(2.0), float(wrong[:b].sum())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
               "recipe": asdict(get_recipe("fast-adam-settle")), "settings": asdict(settings),
               "seeds": []}
     for seed in args.seeds:
-        r = run_seed(seed, args.replay, args.mode, settings)
+        step = Replay(args.replay, args.mode)
+        r = run_seed(seed, get_recipe("fast-adam-settle"), settings,
+                     {"learn_initial_weights": False}, log=lambda *_: None, fused=True, step=step)
+        r["sequences_replayed"] = step.replayed
         result["seeds"].append(r)
         print(f"seed {seed}: converged {r['converged']} after {r['sequences_to_converge']} sequences "
               f"({r['seconds_to_converge']} s); worst running mean after "

@@ -74,7 +74,8 @@ def test_snapshots_keep_the_model_at_convergence_and_at_the_end():
                       snapshots=snapshots)
     assert record["converged"] and record["sequences_to_converge"] == 8
     assert record["sequences_run"] == 16 and set(snapshots) == {"converged", "end"}
-    changed = [not snapshots["converged"][k].equal(v) for k, v in snapshots["end"].items()]
+    before, after = snapshots["converged"].state_dict(), snapshots["end"].state_dict()
+    changed = [not before[k].equal(v) for k, v in after.items()]
     assert any(changed)  # two more updates between the snapshots
 
 
@@ -85,13 +86,13 @@ def test_error_anatomy_sorts_near_misses_from_answers_read_out_of_step():
     from neural_memory.tasks.copy import copy_batch
 
     length = 6
-    _, targets, _ = copy_batch(4, length, torch.Generator().manual_seed(0))
+    _, targets, mask = copy_batch(4, length, torch.Generator().manual_seed(0))
     logits = (2 * targets - 1) * 5.0  # every bit right
     logits[0, length + 1, 0] *= -1  # one bit wrong
     answer = slice(length + 1, None)
     logits[1, answer] = torch.roll(logits[1, answer], shifts=-1, dims=0)  # position i holds i + 1
     logits[2, answer] *= -1  # every bit wrong
-    found = classify(logits, targets, length)
+    found = classify(logits, targets, mask, length)
     assert [kind for kind, _, _ in found] == ["near_miss", "shifted", "other"]
     assert found[0][1] == 1 and found[1][2] == 1 and found[2][1] == 8 * length
 
@@ -126,3 +127,21 @@ def test_replay_rows_set_each_seed_beside_the_same_seed_without_replay():
     rows = replay_rows([trial, base]).splitlines()
     assert rows == ["| always | 2 | 2,000 (5 s) | 0.50 | no | 0.010 | 1.50, 0.900 |",
                     "| always | 5 | 5,000 (12 s) | 3.00 | yes | 0.200 | -- |"]
+
+
+def test_the_replay_step_is_train_step_when_nothing_is_replayed_and_counts_fresh_sequences():
+    from replay_trial import Replay
+
+    settings = ConvergenceSettings(max_sequences=48, eval_sequences=4, by_length_sequences=2)
+    config = TrainConfig.preset("fast-adam-settle", batch_size=4)
+    quiet = {"log": lambda _: None}
+    plain = run_seed(2, config, settings, {"learn_initial_weights": False}, **quiet)
+    idle = run_seed(2, config, settings, {"learn_initial_weights": False}, **quiet,
+                    step=Replay(4, "after-drop"))  # no drop in 48 sequences: nothing replayed
+    assert [c[::2] for c in idle["curve"]] == [c[::2] for c in plain["curve"]]
+    assert idle["bit_errors_by_training_length"] == plain["bit_errors_by_training_length"]
+    step = Replay(2, "always")
+    replaying = run_seed(2, config, settings, {"learn_initial_weights": False}, **quiet, step=step)
+    assert step.replayed > 0 and replaying["sequences_run"] == 48  # an untrained model fails
+    assert all(len(kept) <= 8 for kept in step.buffer.values())
+    assert all(e[0].shape[1] == 2 * length + 1 for length, kept in step.buffer.items() for e in kept)

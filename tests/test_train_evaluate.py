@@ -15,6 +15,7 @@ import neural_memory.ntm
 from neural_memory.baselines import LSTMConfig
 from neural_memory.checkpoint import (
     CheckpointError,
+    build_model,
     load_checkpoint,
     manifest_path,
     read_csv,
@@ -448,6 +449,66 @@ def test_spike_clip_flag(tmp_path, value, expected):
     train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
                 "--spike-clip", value])
     assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["spike_clip"] == expected
+
+
+def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_ones(tmp_path):
+    import copy
+
+    from neural_memory.tasks.metrics import sequence_cost_nats
+    from neural_memory.training import make_optimizer, train_step
+
+    task = get_task("copy")
+    recipe = TrainConfig.preset("fast-adam", batch_size=4, weight_noise=0.05)
+    torch.manual_seed(0)
+    model = build_model("ntm", model_config_for(task, "ntm", "tiny"))
+    twin = copy.deepcopy(model)
+    batch = task.sample(4, torch.Generator().manual_seed(1), length=3)
+    optimizer = make_optimizer(model.parameters(), recipe)
+    torch.manual_seed(5)
+    train_step(model, batch, optimizer, recipe)
+    # by hand: the same draws, in the optimizer's order, the gradient there, the step from the
+    # noiseless weights
+    torch.manual_seed(5)
+    noisy = copy.deepcopy(twin)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn_like(p), alpha=0.05)
+    sequence_cost_nats(noisy(batch[0]), batch[1], batch[2]).mean().backward()
+    for p, q in zip(twin.parameters(), noisy.parameters(), strict=True):
+        p.grad = q.grad.clamp(-recipe.clip_value, recipe.clip_value)
+    by_hand = make_optimizer(twin.parameters(), recipe)
+    by_hand.step()
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    # a failed step leaves the weights noiseless too
+    before = [p.detach().clone() for p in model.parameters()]
+    nan_batch = (torch.full_like(batch[0], float("nan")), batch[1], batch[2])
+    with pytest.raises(FloatingPointError):
+        train_step(model, nan_batch, optimizer, recipe)
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+    for bad in (0, -0.1, float("inf"), True, "0.1"):
+        with pytest.raises(ValueError, match="weight_noise"):
+            TrainConfig.preset("fast-adam", weight_noise=bad)
+    # fresh noise per batch from the global RNG, which checkpoints keep: resume is exact, and the
+    # noise changes the run
+    tiny = dict(optimizer="adam", weight_noise=0.02)
+    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
+    torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
+    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={"optimizer": "adam"})
+    c = quiet.model.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("value, expected", [("0.01", 0.01), ("none", None)])
+def test_weight_noise_flag(tmp_path, value, expected):
+    out = tmp_path / "run"
+    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
+                "--weight-noise", value])
+    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["weight_noise"] == expected
 
 
 def test_learning_rate_that_follows_the_errors(tmp_path):

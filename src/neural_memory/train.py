@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--spike-clip", type=_optional_float,
                    help="rescale the gradient to at most this multiple of the running mean of "
                         "recent gradient norms ('none' to disable)")
+    g.add_argument("--weight-noise", type=_optional_float,
+                   help="train through weights with Gaussian noise of this standard deviation "
+                        "added afresh for every batch ('none' to disable)")
     g.add_argument("--curriculum-sequences", type=int, help="length of the curriculum (0: none)")
     g.add_argument("--curriculum-start", type=float)
     g.add_argument("--log-every", type=int, help="sequences between learning-curve rows")

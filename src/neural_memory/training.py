@@ -86,6 +86,11 @@ class TrainConfig:
     # norms after clipping, so a spike does not raise its own limit). None: off.
     spike_clip: float | None = None
     spike_clip_beta: float = 0.99
+    # Weight noise (issue 7: relapses; Graves, 2011): every batch's forward and backward pass runs
+    # with Gaussian noise of this standard deviation added to every parameter (fresh noise per
+    # batch, from torch's global RNG, so a checkpoint resumes it exactly), and the update is
+    # applied to the noiseless weights. None: off.
+    weight_noise: float | None = None
     curriculum_sequences: int = 0  # 0: no curriculum
     curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum
     log_every: int = 1_000  # sequences between learning-curve rows
@@ -205,6 +210,8 @@ class TrainConfig:
                   "lr_follow_beta": ("in [0, 1)", lambda v: 0 <= v < 1),
                   "focus_errors": ("in [0, 1]", lambda v: 0 <= v <= 1),
                   "focus_beta": ("in [0, 1)", lambda v: 0 <= v < 1)}
+        if self.weight_noise is not None:
+            ranges["weight_noise"] = ("> 0 (a standard deviation) or None", lambda v: v > 0)
         if self.spike_clip is not None:
             ranges["spike_clip"] = (">= 1 (a multiple of the running mean gradient norm) or None",
                                     lambda v: v >= 1)
@@ -517,17 +524,23 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
 ) -> tuple[float, float]:
-    """One update on one batch; returns the batch's summed cost (bits) and summed bit errors."""
+    """One update on one batch; returns the batch's summed cost (bits) and summed bit errors.
+    With ``config.weight_noise`` the forward and backward pass see noisy weights
+    (:func:`add_weight_noise`) and the update is applied to the noiseless ones."""
     inputs, targets, mask = batch
     if not model.training:  # (walking the module tree every step costs about 1% of a fused one)
         model.train()
     optimizer.zero_grad(set_to_none=True)
-    logits = model(inputs)  # (B, T, O)
-    cost_nats = sequence_cost_nats(logits, targets, mask)  # (B,)
-    loss = cost_nats.mean()
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
-    loss.backward()
+    clean = add_weight_noise(optimizer, config)
+    try:
+        logits = model(inputs)  # (B, T, O)
+        cost_nats = sequence_cost_nats(logits, targets, mask)  # (B,)
+        loss = cost_nats.mean()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
+        loss.backward()
+    finally:
+        remove_weight_noise(clean)
     with torch.no_grad():
         errors = float(sequence_bit_errors(logits, targets, mask).sum())
     per_sequence = errors / inputs.shape[0]
@@ -539,6 +552,34 @@ def train_step(
     clip_spikes(optimizer, config)
     optimizer.step()
     return float(cost_nats.detach().sum()) / math.log(2.0), errors
+
+
+def add_weight_noise(
+    optimizer: torch.optim.Optimizer, config: TrainConfig
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Weight noise (``config.weight_noise``): add Gaussian noise of that standard deviation to
+    every parameter the optimizer updates, drawn from torch's global RNG (one draw per parameter,
+    in the optimizer's order); returns ``(parameter, noiseless copy)`` pairs for
+    :func:`remove_weight_noise` (none when off). A smooth version of the rare failures that a
+    model makes near convergence: with every batch seen through slightly perturbed weights, a
+    decision that only just comes out right (a head that only just holds its place) errs often
+    enough in training to be learned away."""
+    if config.weight_noise is None:
+        return []
+    clean = []
+    with torch.no_grad():
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                clean.append((p, p.detach().clone()))
+                p.add_(torch.randn_like(p), alpha=config.weight_noise)
+    return clean
+
+
+def remove_weight_noise(clean: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Put back the noiseless weights :func:`add_weight_noise` kept (exactly, not by subtracting)."""
+    with torch.no_grad():
+        for p, value in clean:
+            p.copy_(value)
 
 
 @torch.no_grad()

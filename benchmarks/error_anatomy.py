@@ -11,8 +11,17 @@ wrong sequence of fresh batches at each training length into one of three kinds:
   or late, or hesitated, and read the right sequence out of step;
 * *other*: everything else.
 
+At length 20 it also looks inside (``read_hold``, a traced forward pass): the copy models here
+park their read head on its starting row while the sequence is written and start moving it
+with the answer, so a read head that leaves its row before the answer has begun reads the
+answer out of step. Each time step the head's shift weighting puts some weight on "stay" and
+some on "move"; sharpening turns a head that prefers "stay" back into one parked on its row, so
+what matters is the *hold margin* -- the smallest, over the steps before the answer, of the
+"stay" weight minus the larger "move" weight. A negative margin at one step moves the head.
+
 Prints a table (per seed and moment: bit errors per sequence over the twenty lengths, and how
-much of it each kind makes) and writes it, with the counts per length, as JSON::
+much of it each kind makes) and writes it, with the counts per length and the hold margins, as
+JSON::
 
     python benchmarks/error_anatomy.py --seeds 0 8 1 6 --out benchmarks/results/anatomy-a.json
 """
@@ -65,6 +74,41 @@ def classify(
     return out
 
 
+def read_hold(model: torch.nn.Module, sequences: int, seed: int, length: int = 20) -> dict:
+    """The read head's hold before the answer on ``sequences`` fresh sequences of ``length``
+    (module docstring): the fraction parked on their first row until the answer begins, the
+    quantiles of the hold margin, the fraction with a margin below 0, and how many of the
+    shifted answers came with a head that had moved early."""
+    task = get_task("copy")
+    generator = torch.Generator().manual_seed(40_000 + seed)
+    inputs, targets, mask = task.sample(sequences, generator, length=length)
+    model.eval()
+    with torch.no_grad():
+        logits, trace = model(inputs, return_trace=True)  # the plain path, traced
+    where = trace.read_weights[:, : length + 1, 0].argmax(-1)  # (B, L + 1): first read head
+    parked = (where == where[:, :1]).all(1)  # (B,)
+    k = trace.heads.shift.shape[-1]
+    shift = trace.heads.shift[:, 1 : length + 1, 0]  # (B, L, K): the steps before the answer
+    stay = shift[..., k // 2]
+    move = torch.cat([shift[..., : k // 2], shift[..., k // 2 + 1 :]], -1).amax(-1)
+    margin = (stay - move).amin(1)  # (B,)
+    shifted = [b for b, (kind, _, _) in zip(torch.nonzero(sequence_bit_errors(
+        logits, targets, mask)).flatten().tolist(), classify(logits, targets, mask, length),
+        strict=True) if kind == "shifted"]
+    q = torch.tensor([0.01, 0.05, 0.5])
+    return {
+        "length": length,
+        "sequences": sequences,
+        "parked": round(float(parked.float().mean()), 4),
+        "margin_quantiles": dict(zip(("1%", "5%", "50%"),
+                                     [round(v, 3) for v in margin.quantile(q).tolist()],
+                                     strict=True)),
+        "margin_below_0": round(float((margin < 0).float().mean()), 4),
+        "shifted": len(shifted),
+        "shifted_moved_early": sum(not bool(parked[b]) for b in shifted),
+    }
+
+
 def anatomy(model: torch.nn.Module, sequences: int, seed: int) -> dict:
     """Bit errors per sequence at every training length, split by kind (module docstring)."""
     task = get_task("copy")
@@ -105,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default="fast-adam-settle")
     parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--sequences", type=int, default=256, help="fresh sequences per length")
+    parser.add_argument("--hold-sequences", type=int, default=1024,
+                        help="fresh sequences of length 20 for the read head's hold")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -126,9 +172,12 @@ def main(argv: list[str] | None = None) -> int:
             if moment not in snapshots:
                 continue
             entry[moment] = found = anatomy(snapshots[moment], args.sequences, seed)
+            found["read_hold"] = hold = read_hold(snapshots[moment], args.hold_sequences, seed)
             print(f"{seed:>4} {str(record['relapsed']):>7} {moment:>9} {found['bit_errors']:>11.3f} "
                   + " ".join(f"{found['kinds'][k]['bit_errors']:>9.3f} ({found['kinds'][k]['sequences']:>4})"
-                             for k in KINDS), flush=True)
+                             for k in KINDS)
+                  + f"  hold: parked {hold['parked']:.3f}, margin 1% {hold['margin_quantiles']['1%']:.2f}, "
+                  f"shifted {hold['shifted']} (moved early {hold['shifted_moved_early']})", flush=True)
         result["seeds"].append(entry)
         write_json(args.out, result)
     result["load_at_end"] = load()

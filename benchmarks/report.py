@@ -107,6 +107,8 @@ def relapse_row(path: Path, result: dict) -> str:
         change.append("mixed-length batches" + (" from the drop" if recipe["mixed_lengths"] == "after-drop" else ""))
     if recipe.get("spike_clip") is not None:
         change.append(f"spike clipping at {recipe['spike_clip']:g}x the mean gradient norm")
+    if recipe.get("weight_noise") is not None:
+        change.append(f"weight noise {recipe['weight_noise']:g}")
     if recipe.get("amsgrad"):
         change.append("AMSGrad")
     if recipe.get("eps", 1e-8) != 1e-8:

@@ -97,6 +97,38 @@ def test_error_anatomy_sorts_near_misses_from_answers_read_out_of_step():
     assert found[0][1] == 1 and found[1][2] == 1 and found[2][1] == 8 * length
 
 
+def test_read_hold_finds_the_head_that_moved_before_the_answer_and_its_margin():
+    from types import SimpleNamespace
+
+    import torch
+    from error_anatomy import read_hold
+
+    length, rows = 20, 8
+
+    class Parked(torch.nn.Module):
+        """Copies perfectly with a read head parked on row 0 and a hold margin of 0.7, except
+        sequence 0, whose head moves on at step 5 (a margin of -0.3) and answers out of step."""
+
+        def forward(self, x, return_trace=False):
+            b, steps, _ = x.shape
+            logits = torch.zeros(b, steps, 8)
+            logits[:, length + 1:] = (2 * x[:, :length, :8] - 1) * 5.0
+            logits[0, length + 1:] = torch.roll(logits[0, length + 1:], shifts=-1, dims=0)
+            where = torch.zeros(b, steps, dtype=torch.long)
+            where[0, 5:] = 1
+            weights = torch.nn.functional.one_hot(where, 4).float().unsqueeze(2)  # (B, T, 1, N)
+            shift = torch.tensor([0.1, 0.8, 0.1]).repeat(b, steps, 1, 1)  # (B, T, 1, 3)
+            shift[0, 5, 0] = torch.tensor([0.6, 0.3, 0.1])
+            trace = SimpleNamespace(read_weights=weights, heads=SimpleNamespace(shift=shift))
+            return logits, trace
+
+    hold = read_hold(Parked(), rows, seed=0, length=length)
+    assert hold["parked"] == (rows - 1) / rows and hold["margin_below_0"] == 1 / rows
+    assert hold["shifted"] == 1 and hold["shifted_moved_early"] == 1
+    assert hold["margin_quantiles"]["50%"] == pytest.approx(0.7)
+    assert hold["margin_quantiles"]["1%"] < 0
+
+
 def test_anatomy_table_has_one_row_per_seed_in_seed_order():
     from report import anatomy_table
 

@@ -353,10 +353,7 @@ def test_adam_options_reach_the_optimizer_and_are_validated():
 def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
     from neural_memory.training import make_optimizer
 
-    assert TrainConfig.preset("fast-adam-settle").fused_optimizer
-    bench = TrainConfig.preset("fast-adam-noise")  # the benchmarks' recipe: settle + weight noise
-    assert bench == replace(TrainConfig.preset("fast-adam-settle"), weight_noise=bench.weight_noise)
-    assert bench.weight_noise and bench.lr_drop_below and bench.fused_optimizer
+    assert TrainConfig.preset("fast-adam-settle").fused_optimizer  # the benchmarks' recipe
     assert not TrainConfig.preset("fast-adam").fused_optimizer  # the shipped models' recipe
     torch.manual_seed(0)
     start = [torch.randn(40, 30), torch.randn(30)]

@@ -11,10 +11,12 @@ wrong sequence of fresh batches at each training length into one of three kinds:
   or late, or hesitated, and read the right sequence out of step;
 * *other*: everything else.
 
-At length 20 it also looks inside (``read_hold``, a traced forward pass): the copy models here
-park their read head on its starting row while the sequence is written and start moving it
-with the answer, so a read head that leaves its row before the answer has begun reads the
-answer out of step. Each time step the head's shift weighting puts some weight on "stay" and
+At length 20 it also looks inside (``read_hold``, a traced forward pass): the copy models we
+traced park their read head on its starting row while the sequence is written and start moving
+it with the answer, so a read head that leaves its row before the answer has begun reads the
+answer out of step (not every model holds it this way: ``parked`` says in how many sequences
+the head stayed on its row, and a model that holds it by other means can show negative margins
+and answer in step). Each time step the head's shift weighting puts some weight on "stay" and
 some on "move"; sharpening turns a head that prefers "stay" back into one parked on its row, so
 what matters is the *hold margin* -- the smallest, over the steps before the answer, of the
 "stay" weight minus the larger "move" weight. A negative margin at one step moves the head.

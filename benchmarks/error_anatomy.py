@@ -51,9 +51,9 @@ KINDS = ("near_miss", "shifted", "other")
 
 def classify(
     logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, length: int
-) -> list[tuple[str, int, int]]:
-    """``(kind, wrong bits, offset)`` for every wrong copy answer of a batch of one ``length``
-    (offset 0 unless shifted). ``logits``, ``targets``: ``(B, 2L + 1, 8)``; ``mask``: ``(B, 2L + 1)``."""
+) -> list[tuple[int, str, int, int]]:
+    """``(row, kind, wrong bits, offset)`` for every wrong copy answer of a batch of one
+    ``length``, ``row`` its index in the batch (offset 0 unless shifted). ``logits``, ``targets``: ``(B, 2L + 1, 8)``; ``mask``: ``(B, 2L + 1)``."""
     wrong = sequence_bit_errors(logits, targets, mask)  # (B,)
     predicted = (logits[:, length + 1:] > 0).to(targets.dtype)  # (B, L, 8): the answer phase
     data = targets[:, length + 1:]  # (B, L, 8)
@@ -61,7 +61,7 @@ def classify(
     for b in torch.nonzero(wrong).flatten().tolist():
         bits = int(wrong[b])
         if bits <= NEAR:
-            out.append(("near_miss", bits, 0))
+            out.append((b, "near_miss", bits, 0))
             continue
         best, offset = 0, 0
         for k in range(-MAX_SHIFT, MAX_SHIFT + 1):
@@ -72,7 +72,7 @@ def classify(
             same = int((predicted[b, lo:hi] == data[b, lo + k:hi + k]).all(-1).sum())
             if same > best:
                 best, offset = same, k
-        out.append(("shifted", bits, offset) if 2 * best >= length else ("other", bits, 0))
+        out.append((b, "shifted", bits, offset) if 2 * best >= length else (b, "other", bits, 0))
     return out
 
 
@@ -94,9 +94,7 @@ def read_hold(model: torch.nn.Module, sequences: int, seed: int, length: int = 2
     stay = shift[..., k // 2]
     move = torch.cat([shift[..., : k // 2], shift[..., k // 2 + 1 :]], -1).amax(-1)
     margin = (stay - move).amin(1)  # (B,)
-    shifted = [b for b, (kind, _, _) in zip(torch.nonzero(sequence_bit_errors(
-        logits, targets, mask)).flatten().tolist(), classify(logits, targets, mask, length),
-        strict=True) if kind == "shifted"]
+    shifted = [b for b, kind, _, _ in classify(logits, targets, mask, length) if kind == "shifted"]
     q = torch.tensor([0.01, 0.05, 0.5])
     return {
         "length": length,
@@ -122,7 +120,7 @@ def anatomy(model: torch.nn.Module, sequences: int, seed: int) -> dict:
             length = sizes["length"]
             inputs, targets, mask = task.sample(sequences, generator, length=length)
             counts = {kind: [0, 0] for kind in KINDS}  # sequences, wrong bits
-            for kind, bits, k in classify(model(inputs), targets, mask, length):
+            for _, kind, bits, k in classify(model(inputs), targets, mask, length):
                 counts[kind][0] += 1
                 counts[kind][1] += bits
                 if k:

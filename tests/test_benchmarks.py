@@ -93,8 +93,9 @@ def test_error_anatomy_sorts_near_misses_from_answers_read_out_of_step():
     logits[1, answer] = torch.roll(logits[1, answer], shifts=-1, dims=0)  # position i holds i + 1
     logits[2, answer] *= -1  # every bit wrong
     found = classify(logits, targets, mask, length)
-    assert [kind for kind, _, _ in found] == ["near_miss", "shifted", "other"]
-    assert found[0][1] == 1 and found[1][2] == 1 and found[2][1] == 8 * length
+    assert [(row, kind) for row, kind, _, _ in found] == [(0, "near_miss"), (1, "shifted"),
+                                                          (2, "other")]
+    assert found[0][2] == 1 and found[1][3] == 1 and found[2][2] == 8 * length
 
 
 def test_read_hold_finds_the_head_that_moved_before_the_answer_and_its_margin():

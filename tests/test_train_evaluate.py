@@ -86,6 +86,19 @@ def _tiny_run(tmp_path, name, kind="lstm", recipe_overrides=None, **kw):
     return run_training("copy", kind, config, recipe, tmp_path / name, seed=7, progress=False, **kw)
 
 
+def _resume_matches_full(tmp_path, kind="lstm", recipe_overrides=None):
+    """Train the tiny run in full, and again stopped after 16 sequences and resumed (with the
+    global RNG disturbed in between: resume must restore it); assert both end with bit-identical
+    weights, and return the full run."""
+    full = _tiny_run(tmp_path, "full", kind, recipe_overrides=recipe_overrides)
+    _tiny_run(tmp_path, "part", kind, recipe_overrides=recipe_overrides, stop_after=16)
+    torch.manual_seed(12345)
+    resumed = _tiny_run(tmp_path, "part", kind, recipe_overrides=recipe_overrides, resume=True)
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    return full
+
+
 @pytest.mark.parametrize("kind", ["lstm", "ntm"])
 def test_resume_reaches_bit_identical_weights(tmp_path, kind):
     full = _tiny_run(tmp_path, "full", kind)
@@ -248,13 +261,9 @@ def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
 
 def test_learning_rate_drops_once_and_survives_resume(tmp_path):
     recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25)  # drops at the first learning-curve row
-    full = _tiny_run(tmp_path, "full", recipe_overrides=recipe)
+    full = _resume_matches_full(tmp_path, recipe_overrides=recipe)
     ckpt = load_checkpoint(full.checkpoint)
     assert [g["lr"] for g in ckpt.state["optimizer"]["param_groups"]] == [0.25e-3]  # once, not 0.25^6
-    _tiny_run(tmp_path, "part", recipe_overrides=recipe, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", recipe_overrides=recipe, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
     never = _tiny_run(tmp_path, "never", recipe_overrides=dict(lr_drop_below=1e-12))
     assert load_checkpoint(never.checkpoint).state["optimizer"]["param_groups"][0]["lr"] == 1e-3
     for bad in ({"lr_drop_below": 0.0}, {"lr_drop_factor": 0.0}, {"lr_drop_factor": 2.0}):
@@ -282,11 +291,7 @@ def test_mixed_lengths_follow_the_recipe_and_survive_resume(tmp_path):
             TrainConfig.preset("fast-adam", **bad)
     # a run that switches to mixed batches at its drop resumes bit-identically across the switch
     recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25, mixed_lengths="after-drop")
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=recipe)
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=recipe, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=recipe, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=recipe)
     plain = _tiny_run(tmp_path, "plain", "ntm", recipe_overrides={**recipe, "mixed_lengths": "never"})
     assert [r[:3] for r in plain.rows][:1] == [r[:3] for r in full.rows][:1]  # same until the drop
     assert [r[:3] for r in plain.rows] != [r[:3] for r in full.rows]  # then other batches
@@ -324,14 +329,10 @@ def test_amsgrad_and_half_life_after_the_drop(tmp_path):
     # are in the optimizer's checkpointed state
     tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, amsgrad_after_drop=True,
                 lr_half_life_after_drop=8)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["amsgrad"] and group["lr_dropped_at"] == 8
     assert group["lr"] == pytest.approx(1e-3 * 0.25 * 0.5 ** ((48 - 4 - 8) / 8))  # set before the last batch
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_adam_options_reach_the_optimizer_and_are_validated():
@@ -378,13 +379,9 @@ def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
     # an interrupted run resumes bit-identically, across the drop and the AMSGrad switch
     tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25,
                 amsgrad_after_drop=True)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["fused"] and group["amsgrad"]
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("flag, expected", [("--fused-optimizer", True),
@@ -431,13 +428,10 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     # the mean and the count are in the optimizer's checkpointed state: an interrupted run
     # resumes bit-identically (a factor of 1 on a short mean clips often: the path is exercised)
     tiny = dict(optimizer="adam", spike_clip=1.0, spike_clip_beta=0.01)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["spike_clips"] > 0 and group["grad_norm_mean"] > 0
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a = full.model.state_dict()
     unclipped = _tiny_run(tmp_path, "unclipped", "ntm", recipe_overrides={"optimizer": "adam"})
     c = unclipped.model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -492,12 +486,8 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
     # fresh noise per batch from the global RNG, which checkpoints keep: resume is exact, and the
     # noise changes the run
     tiny = dict(optimizer="adam", weight_noise=0.02)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
+    a = full.model.state_dict()
     quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={"optimizer": "adam"})
     c = quiet.model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -554,13 +544,9 @@ def test_learning_rate_that_follows_the_errors(tmp_path):
     # the mean is in the optimizer's checkpointed state: an interrupted run resumes
     # bit-identically (errors / 1000 keeps the step moving on a tiny model's many errors)
     tiny = dict(optimizer="adam", lr_follow_errors=1000.0, lr_follow_beta=0.5)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert 0 < group["errors_mean"] and group["lr"] < 1e-3
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_focus_on_the_sizes_with_errors(tmp_path):
@@ -603,10 +589,6 @@ def test_focus_on_the_sizes_with_errors(tmp_path):
         TrainConfig.preset("fast-adam", focus_errors=0.5, mixed_lengths="always")
     # the running means are in the optimizer's checkpointed state: resume is bit-identical
     tiny = dict(optimizer="adam", focus_errors=0.9)
-    full = _tiny_run(tmp_path, "full", "ntm", recipe_overrides=tiny)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["size_errors"] and "focus_sizes" not in group
-    _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, stop_after=16)
-    resumed = _tiny_run(tmp_path, "part", "ntm", recipe_overrides=tiny, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -437,12 +437,15 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-@pytest.mark.parametrize("value, expected", [("2.5", 2.5), ("none", None)])
-def test_spike_clip_flag(tmp_path, value, expected):
+@pytest.mark.parametrize("flag, value, expected", [
+    ("--spike-clip", "2.5", 2.5), ("--spike-clip", "none", None),
+    ("--weight-noise", "0.01", 0.01), ("--weight-noise", "none", None)])
+def test_optional_recipe_flags_reach_the_manifest(tmp_path, flag, value, expected):
     out = tmp_path / "run"
     train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
-                "--spike-clip", value])
-    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["spike_clip"] == expected
+                flag, value])
+    field = flag.removeprefix("--").replace("-", "_")
+    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"][field] == expected
 
 
 def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_ones(tmp_path):
@@ -491,14 +494,6 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
     quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={"optimizer": "adam"})
     c = quiet.model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
-
-
-@pytest.mark.parametrize("value, expected", [("0.01", 0.01), ("none", None)])
-def test_weight_noise_flag(tmp_path, value, expected):
-    out = tmp_path / "run"
-    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
-                "--weight-noise", value])
-    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["weight_noise"] == expected
 
 
 def test_learning_rate_that_follows_the_errors(tmp_path):

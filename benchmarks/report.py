@@ -89,7 +89,9 @@ def relapse_row(path: Path, result: dict) -> str:
     if recipe.get("lr_drop_below") is not None:
         below = recipe["lr_drop_below"]  # 0.1 is the convergence threshold itself
         change.append(f"lr x{recipe['lr_drop_factor']:g} "
-                      + ("at convergence" if below == 0.1 else f"once below {below:g} bit errors/seq"))
+                      + ("at convergence" if below == 0.1 else f"once below {below:g} bit errors/seq")
+                      + (f", {recipe['lr_drop_delay']:,} sequences later"
+                         if recipe.get("lr_drop_delay") else ""))
     if recipe.get("lr_follow_errors") is not None:
         power = recipe["lr_follow_power"]
         change.append(f"lr x clamp((mean errors / {recipe['lr_follow_errors']:g})"

@@ -335,6 +335,38 @@ def test_amsgrad_and_half_life_after_the_drop(tmp_path):
     assert group["lr"] == pytest.approx(1e-3 * 0.25 * 0.5 ** ((48 - 4 - 8) / 8))  # set before the last batch
 
 
+def test_the_drop_can_wait_after_the_first_crossing(tmp_path):
+    from neural_memory.training import make_optimizer, maybe_drop_lr
+
+    recipe = TrainConfig.preset("fast-adam-settle", lr_drop_delay=1000)
+    optimizer = make_optimizer([torch.nn.Parameter(torch.ones(3))], recipe)
+    group = optimizer.param_groups[0]
+    assert not maybe_drop_lr(optimizer, recipe, 0.5, seen=100)  # not below the line yet
+    assert "lr_below_at" not in group
+    assert not maybe_drop_lr(optimizer, recipe, 0.05, seen=200)  # the first crossing, remembered
+    assert group["lr_below_at"] == 200 and group["lr"] == recipe.lr
+    assert not maybe_drop_lr(optimizer, recipe, 3.0, seen=1199)  # errors up again: still waits
+    assert maybe_drop_lr(optimizer, recipe, 3.0, seen=1200)  # the delay is counted from 200
+    assert group["lr"] == recipe.lr * recipe.lr_drop_factor and group["lr_dropped_at"] == 1200
+    assert not maybe_drop_lr(optimizer, recipe, 0.0, seen=5000)  # once only
+    # no delay: at once, as before
+    at_once = TrainConfig.preset("fast-adam-settle")
+    optimizer = make_optimizer([torch.nn.Parameter(torch.ones(3))], at_once)
+    assert maybe_drop_lr(optimizer, at_once, 0.05, seen=200)
+    assert optimizer.param_groups[0]["lr_dropped_at"] == 200
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="lr_drop_delay must be an integer"):
+            TrainConfig.preset("fast-adam-settle", lr_drop_delay=bad)
+    with pytest.raises(ValueError, match="act at the learning-rate drop"):
+        TrainConfig.preset("fast-adam", lr_drop_delay=100)
+    # an interrupted run keeps the first crossing: stopped at 16, between the crossing (the first
+    # log row, 8) and the drop (24), it resumes to the same weights
+    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, lr_drop_delay=16)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
+    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
+    assert group["lr_below_at"] == 8 and group["lr_dropped_at"] == 24
+    assert group["lr"] == pytest.approx(1e-3 * 0.25)
+
 def test_adam_options_reach_the_optimizer_and_are_validated():
     from neural_memory.training import make_optimizer
 

@@ -108,9 +108,10 @@ class TrainConfig:
     # lr_drop_below, the learning rate is multiplied by lr_drop_factor, once. None: never.
     lr_drop_below: float | None = None
     lr_drop_factor: float = 0.1
-    # ... and not at once, but this many sequences after that first time (the full step finishes
-    # the fall; issue 7: the seeds that relapse are mostly the ones that first cross the line
-    # early, during a steep fall). 0: at once.
+    # ... and not at once, but this many sequences after that first time, so that the full step
+    # can finish the fall (issue 7: the seeds that relapse are mostly the ones that first cross
+    # the line early, during a steep fall; but with 20,000 such seeds collapsed under the full
+    # step before the drop came: see the "Performance and stability" appendix). 0: at once.
     lr_drop_delay: int = 0
     # Lengths inside a training batch (Task.sample_train's ``mixed``): "never" -- one size per
     # batch, as in the paper; "always" -- every sequence drawn on its own, padded; "after-drop" --

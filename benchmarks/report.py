@@ -86,6 +86,10 @@ def relapse_row(path: Path, result: dict) -> str:
     c = result["convergence"]
     recipe = result["recipe"]
     change = []
+    if recipe.get("batch_size", 32) != 32:
+        change.append(f"batch {recipe['batch_size']}")
+    if recipe.get("lr", 1e-3) != 1e-3:
+        change.append(f"lr {recipe['lr']:g}")
     if recipe.get("lr_drop_below") is not None:
         below = recipe["lr_drop_below"]  # 0.1 is the convergence threshold itself
         change.append(f"lr x{recipe['lr_drop_factor']:g} "
@@ -110,7 +114,8 @@ def relapse_row(path: Path, result: dict) -> str:
     if recipe.get("spike_clip") is not None:
         change.append(f"spike clipping at {recipe['spike_clip']:g}x the mean gradient norm")
     if recipe.get("weight_noise") is not None:
-        change.append(f"weight noise {recipe['weight_noise']:g}")
+        change.append(f"weight noise {recipe['weight_noise']:g}"
+                      + (" from the drop" if recipe.get("weight_noise_from_drop") else ""))
     if recipe.get("amsgrad"):
         change.append("AMSGrad")
     if recipe.get("eps", 1e-8) != 1e-8:

@@ -528,6 +528,28 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_weight_noise_can_wait_for_the_drop():
+    from neural_memory.training import add_weight_noise, make_optimizer, maybe_drop_lr
+
+    recipe = TrainConfig.preset("fast-adam-settle", weight_noise=0.05, weight_noise_from_drop=True)
+    params = [torch.nn.Parameter(torch.ones(3))]
+    optimizer = make_optimizer(params, recipe)
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    assert add_weight_noise(optimizer, recipe) == []  # before the drop: no noise and no draw
+    assert torch.equal(torch.get_rng_state(), state) and torch.equal(params[0].detach(), torch.ones(3))
+    assert maybe_drop_lr(optimizer, recipe, 0.05, seen=100)
+    clean = add_weight_noise(optimizer, recipe)  # from the drop on: noisy
+    assert len(clean) == 1 and not torch.equal(params[0].detach(), torch.ones(3))
+    torch.manual_seed(3)
+    torch.testing.assert_close(params[0].detach(), 1 + 0.05 * torch.randn(3), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="needs a weight_noise"):
+        TrainConfig.preset("fast-adam-settle", weight_noise_from_drop=True)
+    with pytest.raises(ValueError, match="act at the learning-rate drop"):
+        TrainConfig.preset("fast-adam", weight_noise=0.02, weight_noise_from_drop=True)
+    with pytest.raises(ValueError, match="must be a bool"):
+        TrainConfig.preset("fast-adam-settle", weight_noise=0.02, weight_noise_from_drop=1)
+
 def test_learning_rate_that_follows_the_errors(tmp_path):
     from neural_memory.training import follow_errors, make_optimizer
 

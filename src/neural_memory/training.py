@@ -91,6 +91,10 @@ class TrainConfig:
     # batch, from torch's global RNG, so a checkpoint resumes it exactly), and the update is
     # applied to the noiseless weights. None: off.
     weight_noise: float | None = None
+    # ... only from the learning-rate drop on (needs lr_drop_below), so that the run is the same
+    # as without the noise up to the drop and the noise acts on the margins of the model the drop
+    # would otherwise freeze (issue 7).
+    weight_noise_from_drop: bool = False
     curriculum_sequences: int = 0  # 0: no curriculum
     curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum
     log_every: int = 1_000  # sequences between learning-curve rows
@@ -198,12 +202,18 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (sequences), got {value!r}")
+        if not isinstance(self.weight_noise_from_drop, bool):
+            raise ValueError(
+                f"weight_noise_from_drop must be a bool, got {self.weight_noise_from_drop!r}")
+        if self.weight_noise_from_drop and self.weight_noise is None:
+            raise ValueError("weight_noise_from_drop needs a weight_noise (a standard deviation)")
         at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
-            or self.lr_half_life_after_drop or self.lr_drop_delay
+            or self.lr_half_life_after_drop or self.lr_drop_delay or self.weight_noise_from_drop
         if at_drop and (self.lr_drop_below is None or self.lr_drop_factor == 1):
             raise ValueError("mixed_lengths='after-drop', amsgrad_after_drop, "
-                             "lr_half_life_after_drop and lr_drop_delay act at the learning-rate "
-                             "drop: set lr_drop_below and an lr_drop_factor below 1")
+                             "lr_half_life_after_drop, lr_drop_delay and weight_noise_from_drop "
+                             "act at the learning-rate drop: set lr_drop_below and an "
+                             "lr_drop_factor below 1")
         if self.lr_follow_errors is not None and self.lr_drop_below is not None:
             raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
                              "learning rate; set one of them")
@@ -583,8 +593,11 @@ def add_weight_noise(
     slightly perturbed weights, a decision that only just comes out right (a read head that only
     just holds its row) fails in training often enough to be learned. On the copy task it
     widened that margin but did not reliably remove relapses (the "Performance and stability"
-    appendix: 6 of 20 seeds relapsed with noise 0.02, 8 of 20 without)."""
-    if config.weight_noise is None:
+    appendix: 6 of 20 seeds relapsed with noise 0.02, 8 of 20 without). With
+    ``config.weight_noise_from_drop`` there is no noise before the learning-rate drop."""
+    if config.weight_noise is None or (
+        config.weight_noise_from_drop and not lr_dropped(optimizer, config)
+    ):
         return []
     clean = []
     with torch.no_grad():

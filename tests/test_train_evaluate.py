@@ -528,7 +528,7 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
-def test_weight_noise_can_wait_for_the_drop():
+def test_weight_noise_can_wait_for_the_drop(tmp_path):
     from neural_memory.training import add_weight_noise, make_optimizer, maybe_drop_lr
 
     recipe = TrainConfig.preset("fast-adam-settle", weight_noise=0.05, weight_noise_from_drop=True)
@@ -549,6 +549,16 @@ def test_weight_noise_can_wait_for_the_drop():
         TrainConfig.preset("fast-adam", weight_noise=0.02, weight_noise_from_drop=True)
     with pytest.raises(ValueError, match="must be a bool"):
         TrainConfig.preset("fast-adam-settle", weight_noise=0.02, weight_noise_from_drop=1)
+    # a run interrupted after the drop resumes with the noise on, to the same weights
+    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, weight_noise=0.02,
+                weight_noise_from_drop=True)
+    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
+    a = full.model.state_dict()
+    quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={
+        "optimizer": "adam", "lr_drop_below": 1e9, "lr_drop_factor": 0.25})
+    c = quiet.model.state_dict()
+    assert not all(torch.equal(a[k], c[k]) for k in a)  # the noise did come on
+
 
 def test_learning_rate_that_follows_the_errors(tmp_path):
     from neural_memory.training import follow_errors, make_optimizer

@@ -93,7 +93,8 @@ class TrainConfig:
     weight_noise: float | None = None
     # ... only from the learning-rate drop on (needs lr_drop_below), so that the run is the same
     # as without the noise up to the drop and the noise acts on the margins of the model the drop
-    # would otherwise freeze (issue 7).
+    # would otherwise freeze (issue 7). Measured with 0.02 on the eight seeds that relapse
+    # without it: all eight relapsed, seven of them higher (the appendix).
     weight_noise_from_drop: bool = False
     curriculum_sequences: int = 0  # 0: no curriculum
     curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum

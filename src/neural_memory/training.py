@@ -300,8 +300,9 @@ _RECIPES["fast-adam-curriculum"] = TrainConfig(
 # (seeds 10-19, where this recipe relapsed in 4 of 10), so it is not on either. A 100-fold drop
 # gave 19 of the 20 seeds the same verdict (the relapses are settled before the drop, mostly in
 # seeds that cross early), and keeping the full step 20,000 sequences past the crossing
-# (lr_drop_delay) collapsed 4 of 4 of those seeds. On the eight seeds that relapse, a tenfold
-# drop relapsed in 7 (with better final models), a 0.3-fold one collapsed 4 of 4, and weight
+# (lr_drop_delay) collapsed 4 of 4 of those seeds. A tenfold drop relapsed in 8 of 20 too, more
+# deeply (to 13), with better final models (15 of 20 within Part III's targets, against 10); on
+# the eight seeds that relapse a 0.3-fold one collapsed 4 of 4, and weight
 # noise from the drop (weight_noise_from_drop) relapsed in 8; batches of 64 relapsed in 3 of 5.
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03,

@@ -86,6 +86,12 @@ def _tiny_run(tmp_path, name, kind="lstm", recipe_overrides=None, **kw):
     return run_training("copy", kind, config, recipe, tmp_path / name, seed=7, progress=False, **kw)
 
 
+def _same_weights(run_a, run_b) -> bool:
+    """Whether two training runs ended with bit-identical weights."""
+    a, b = run_a.model.state_dict(), run_b.model.state_dict()
+    return all(torch.equal(a[k], b[k]) for k in a)
+
+
 def _resume_matches_full(tmp_path, kind="lstm", recipe_overrides=None):
     """Train the tiny run in full, and again stopped after 16 sequences and resumed (with the
     global RNG disturbed in between: resume must restore it); assert both end with bit-identical
@@ -94,8 +100,7 @@ def _resume_matches_full(tmp_path, kind="lstm", recipe_overrides=None):
     _tiny_run(tmp_path, "part", kind, recipe_overrides=recipe_overrides, stop_after=16)
     torch.manual_seed(12345)
     resumed = _tiny_run(tmp_path, "part", kind, recipe_overrides=recipe_overrides, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_weights(full, resumed)
     return full
 
 
@@ -106,8 +111,7 @@ def test_resume_reaches_bit_identical_weights(tmp_path, kind):
     assert load_checkpoint(part.checkpoint).manifest["sequences_seen"] == 16
     torch.manual_seed(12345)  # disturb the global RNG: resume must restore it
     resumed = _tiny_run(tmp_path, "part", kind, resume=True)
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _same_weights(full, resumed)
     assert [r[:3] for r in full.rows] == [r[:3] for r in resumed.rows]
     assert full.metrics["eval_cost_bits"] == resumed.metrics["eval_cost_bits"]
     rows = read_csv(resumed.log)
@@ -367,6 +371,7 @@ def test_the_drop_can_wait_after_the_first_crossing(tmp_path):
     assert group["lr_below_at"] == 8 and group["lr_dropped_at"] == 24
     assert group["lr"] == pytest.approx(1e-3 * 0.25)
 
+
 def test_adam_options_reach_the_optimizer_and_are_validated():
     from neural_memory.training import make_optimizer
 
@@ -463,10 +468,8 @@ def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["spike_clips"] > 0 and group["grad_norm_mean"] > 0
-    a = full.model.state_dict()
     unclipped = _tiny_run(tmp_path, "unclipped", "ntm", recipe_overrides={"optimizer": "adam"})
-    c = unclipped.model.state_dict()
-    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert not _same_weights(full, unclipped)
 
 
 @pytest.mark.parametrize("flag, value, expected", [
@@ -522,10 +525,8 @@ def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_
     # noise changes the run
     tiny = dict(optimizer="adam", weight_noise=0.02)
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    a = full.model.state_dict()
     quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={"optimizer": "adam"})
-    c = quiet.model.state_dict()
-    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert not _same_weights(full, quiet)
 
 
 def test_weight_noise_can_wait_for_the_drop(tmp_path):
@@ -553,11 +554,9 @@ def test_weight_noise_can_wait_for_the_drop(tmp_path):
     tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, weight_noise=0.02,
                 weight_noise_from_drop=True)
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    a = full.model.state_dict()
     quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={
         "optimizer": "adam", "lr_drop_below": 1e9, "lr_drop_factor": 0.25})
-    c = quiet.model.state_dict()
-    assert not all(torch.equal(a[k], c[k]) for k in a)  # the noise did come on
+    assert not _same_weights(full, quiet)  # the noise did come on
 
 
 def test_learning_rate_that_follows_the_errors(tmp_path):

@@ -203,9 +203,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0 (sequences), got {value!r}")
-        if not isinstance(self.weight_noise_from_drop, bool):
-            raise ValueError(
-                f"weight_noise_from_drop must be a bool, got {self.weight_noise_from_drop!r}")
+        for name in ("lr_follow_down_only", "weight_noise_from_drop"):  # the non-Adam switches
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool, got {value!r}")
         if self.weight_noise_from_drop and self.weight_noise is None:
             raise ValueError("weight_noise_from_drop needs a weight_noise (a standard deviation)")
         at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
@@ -218,8 +219,6 @@ class TrainConfig:
         if self.lr_follow_errors is not None and self.lr_drop_below is not None:
             raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
                              "learning rate; set one of them")
-        if not isinstance(self.lr_follow_down_only, bool):
-            raise ValueError(f"lr_follow_down_only must be a bool, got {self.lr_follow_down_only!r}")
         # Numbers (not bools) that must be finite and in range; the optional ones when set.
         ranges = {"spike_clip_beta": ("in (0, 1)", lambda v: 0 < v < 1),
                   "lr_follow_power": ("> 0", lambda v: v > 0),
@@ -302,8 +301,8 @@ _RECIPES["fast-adam-curriculum"] = TrainConfig(
 # seeds that cross early), and keeping the full step 20,000 sequences past the crossing
 # (lr_drop_delay) collapsed 4 of 4 of those seeds. A tenfold drop relapsed in 8 of 20 too, more
 # deeply (to 13), with better final models (15 of 20 within Part III's targets, against 10); on
-# the eight seeds that relapse a 0.3-fold one collapsed 4 of 4, and weight
-# noise from the drop (weight_noise_from_drop) relapsed in 8; batches of 64 relapsed in 3 of 5.
+# the eight seeds that relapse a 0.3-fold one collapsed 4 of 4, and weight noise from the drop
+# (weight_noise_from_drop) relapsed in 8; batches of 64 relapsed in 3 of 5.
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03,
     fused_optimizer=True, **_FAST

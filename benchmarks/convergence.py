@@ -58,6 +58,8 @@ def run_seed(
     record_batches: bool = False,
     snapshots: dict | None = None,
     step=train_step,
+    device: torch.device | str = "cpu",
+    compile_options: dict | None = None,
 ) -> dict:
     """Train one seed; returns its convergence record (see the module docstring). ``fused``:
     train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
@@ -67,7 +69,13 @@ def run_seed(
     dict that receives copies of the model at convergence (``"converged"``) and at the end of
     the run (``"end"``). ``step``: the training step, called as :func:`train_step` is and
     returning ``(cost, bit errors)`` summed over the batch's ``recipe.batch_size`` fresh
-    sequences (a trial may add others to the update, as ``replay_trial.py`` does)."""
+    sequences (a trial may add others to the update, as ``replay_trial.py`` does). ``device``:
+    where the model trains (``"cuda"`` for a GPU; the fused unroll is CPU-only); the batches are
+    drawn on the CPU from the seed's generator and moved there, inside the timed step.
+    ``compile_options``: train with ``NTM.compile_step(**compile_options)`` (the compiling
+    counts as training time)."""
+    if fused and torch.device(device).type != "cpu":
+        raise ValueError(f"the fused unroll runs on the CPU only; got device {device!r}")
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(
@@ -76,8 +84,11 @@ def run_seed(
             **(model_overrides or {}),
         )
     )
+    model = model.to(device)
     if fused:
         model.use_fused()
+    if compile_options is not None:
+        model.compile_step(**compile_options)
     optimizer = make_optimizer(model.parameters(), recipe)
     generator = torch.Generator().manual_seed(seed)
     batches_in_window = max(1, math.ceil(settings.window / recipe.batch_size))
@@ -99,6 +110,7 @@ def run_seed(
     while seen < stop_at:
         start = time.perf_counter()
         batch = draw_training_batch(task, recipe.batch_size, generator, seen, optimizer, recipe)
+        batch = tuple(t.to(device) for t in batch)
         settle_lr(optimizer, recipe, seen)
         try:
             _, errors = step(model, batch, optimizer, recipe)
@@ -155,7 +167,8 @@ def run_seed(
         record["batches"] = batches
     gen = torch.Generator().manual_seed(10_000 + seed)
     for length in (20, 40):
-        metrics = evaluate_model(model, task, settings.eval_sequences, gen, length=length)
+        metrics = evaluate_model(model, task, settings.eval_sequences, gen, device=device,
+                                 length=length)
         record[f"eval_length_{length}"] = {k: round(v, 5) for k, v in metrics.items()}
     # The final model's bit errors per sequence at each training length: their mean is what the
     # running mean would settle at if the weights stopped moving (the training distribution
@@ -163,7 +176,7 @@ def run_seed(
     gen = torch.Generator().manual_seed(20_000 + seed)
     record["bit_errors_by_training_length"] = {
         sizes["length"]: round(evaluate_model(model, task, settings.by_length_sequences, gen,
-                                              **sizes)["bit_errors"], 4)
+                                              device=device, **sizes)["bit_errors"], 4)
         for sizes in task.training_sizes()
     }
     log(f"  seed {seed}: ran {seen} sequences ({train_seconds:.1f} s); worst running mean after "

@@ -4,9 +4,11 @@
     python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
     python benchmarks/run.py --only throughput --fused
     python benchmarks/run.py --only convergence --fused --row0-weights --seed-list 2 3
+    python benchmarks/run.py --device cuda --compiled --row0-weights --recipe fast-adam-settle  # a GPU
 
 One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
-the machine (CPU model, cores, load average, torch version), to ``--out`` as JSON. See
+the machine (CPU model, cores, load average, torch version; the GPU and its CUDA version with
+``--device cuda``), to ``--out`` as JSON. See
 ``benchmarks/README.md`` and the book's "Performance and stability" appendix.
 """
 
@@ -29,7 +31,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
-from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
+from throughput import (  # noqa: E402
+    COMPILE_OPTIONS,
+    eval_throughput,
+    rate_range,
+    train_throughput,
+)
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
@@ -57,6 +64,10 @@ def machine() -> dict:
     info = {"torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "logical_cpus": os.cpu_count(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        info.update(cuda=torch.version.cuda, gpu_memory_mib=props.total_memory // 2**20,
+                    gpu_multiprocessors=props.multi_processor_count)
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
         for line in lscpu.splitlines():
@@ -82,21 +93,31 @@ def peak_memory_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # Linux: KiB
 
 
+def peak_gpu_memory_mib(device: str) -> float | None:
+    """The most GPU memory torch's allocator held for tensors at once (None on the CPU)."""
+    if torch.device(device).type != "cuda":
+        return None
+    return round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+
+
 def throughput_rows(batches: list[int], seconds: float, modes: list[str], recipe: TrainConfig,
-                    repeats: int = 1) -> list[dict]:
+                    repeats: int = 1, device: str = "cpu", on_row=None) -> list[dict]:
     """Each (batch, mode) measured ``repeats`` times, interleaved -- repeat, batch, then mode
     innermost -- so that the modes compared at a batch are measured minutes, not tens of
-    minutes, apart on a machine whose speed drifts."""
+    minutes, apart on a machine whose speed drifts. ``on_row(rows)`` is called after each row
+    (to keep what was measured if the run is stopped)."""
     rows = []
     for repeat in range(repeats):
         for b in batches:
             for mode in modes:
-                row = {"batch": b, "mode": mode, "compiled_step": mode == "compiled",
+                row = {"batch": b, "mode": mode, "compiled_step": mode in COMPILE_OPTIONS,
                        "repeat": repeat, "load_before": load()}
-                row["train"] = train_throughput(b, seconds, recipe, mode)
-                row["eval"] = eval_throughput(b, seconds, mode)
+                row["train"] = train_throughput(b, seconds, recipe, mode, device)
+                row["eval"] = eval_throughput(b, seconds, mode, device)
                 row["load_after"] = load()
                 rows.append(row)
+                if on_row is not None:
+                    on_row(rows)
                 print(f"{b:>6} {mode:>9} "
                       f"{row['train']['sequences_per_second']:>12.1f} "
                       f"{row['eval']['sequences_per_second']:>12.1f}"
@@ -134,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=("throughput", "convergence"), default=None)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--seconds", type=float, default=None, help="timing per measurement")
-    parser.add_argument("--compiled", action="store_true", help="also time NTM.compile_step()")
+    parser.add_argument("--compiled", action="store_true",
+                        help="throughput: also time NTM.compile_step(); convergence: train with it")
+    parser.add_argument("--cudagraphs", action="store_true",
+                        help="GPU: as --compiled, with compile_step(mode='reduce-overhead'), whose "
+                             "compiled steps replay as CUDA graphs")
     parser.add_argument("--fused", action="store_true",
                         help="throughput: also time the fused C++ unroll (NTM.use_fused); "
                              "convergence: train with it")
@@ -153,28 +178,49 @@ def main(argv: list[str] | None = None) -> int:
                         help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default 1; the tables in the book say when not)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the model runs: cpu (default) or cuda (a GPU; no --fused)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError as err:
+        parser.error(f"--device {args.device!r}: {err}")
+    if device.type not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.fused and device.type != "cpu":
+        parser.error("--fused: the fused unroll runs on the CPU only; leave it out with --device cuda")
+    if args.cudagraphs and device.type != "cuda":
+        parser.error("--cudagraphs needs --device cuda")
+    if args.only != "throughput" and args.fused + args.compiled + args.cudagraphs > 1:
+        parser.error("convergence trains one way: choose one of --fused, --compiled, --cudagraphs")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no GPU here (torch.cuda.is_available() is False)")
     torch.set_num_threads(args.threads)
     seconds = args.seconds or (3.0 if args.quick else 15.0)
     seeds = args.seeds or (2 if args.quick else 5)
-    out = args.out or Path(__file__).resolve().parent / "results" / ("cpu-quick.json" if args.quick else "cpu.json")
+    out = args.out or Path(__file__).resolve().parent / "results" / (
+        f"{device.type}{'-quick' if args.quick else ''}.json")
     recipe = get_recipe(args.recipe, args.recipe_set)
-    result: dict = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
-                    "recipe": asdict(recipe), "quick": args.quick,
+    result: dict = {"machine": machine(), "device": str(device), "load_at_start": load(),
+                    "recipe_name": args.recipe, "recipe": asdict(recipe), "quick": args.quick,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"machine: {result['machine'].get('Model name', '?')}, {os.cpu_count()} logical CPUs, "
           f"torch {torch.__version__}, {args.threads} thread(s); load {result['load_at_start']}")
-    if not torch.cuda.is_available():
+    if device.type == "cuda":
+        print(f"device: GPU {result['machine']['gpu']} (CUDA {torch.version.cuda})")
+    elif not torch.cuda.is_available():
         print("no GPU here: GPU table not measured")
     if args.only in (None, "throughput"):
         print(f"\nthroughput, paper copy NTM, lengths 1-20, sequences/s ({seconds:.0f} s each)")
         print(f"{'batch':>6} {'mode':>9} {'train seq/s':>12} {'eval seq/s':>12}")
         modes = ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compiled else []) \
-            + (["fused"] if args.fused else [])
-        rows = throughput_rows(args.batches, seconds, modes, recipe, args.repeats)
+            + (["cudagraphs"] if args.cudagraphs else []) + (["fused"] if args.fused else [])
+        rows = throughput_rows(args.batches, seconds, modes, recipe, args.repeats, str(device),
+                               on_row=lambda rows: write_json(out, {**result, "throughput": rows,
+                                                                    "partial": True}))
         result["throughput"] = rows
         if args.repeats > 1:
             result["throughput_summary"] = throughput_summary(rows)
@@ -195,9 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
         result["model_overrides"] = overrides
         result["fused"] = args.fused
+        mode = "cudagraphs" if args.cudagraphs else "compiled" if args.compiled else None
+        result["compiled_mode"] = mode
         records = []
         for seed in args.seed_list or range(seeds):
-            records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused))
+            records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused,
+                                    device=device,
+                                    compile_options=None if mode is None else COMPILE_OPTIONS[mode]))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}
             atomic_write_text(out, json.dumps(partial, indent=1) + "\n")  # kept if stopped early
@@ -214,8 +264,12 @@ def main(argv: list[str] | None = None) -> int:
               f"worst {summary['worst_seconds']} s, converged {summary['fraction_converged']:.0%}, "
               f"relapse: {summary['any_relapse']}")
     result["peak_memory_mib"] = peak_memory_mib()
+    result["peak_gpu_memory_mib"] = peak_gpu_memory_mib(str(device))
     result["load_at_end"] = load()
     print(f"\npeak memory of the process (max RSS): {result['peak_memory_mib']:.0f} MiB")
+    if result["peak_gpu_memory_mib"] is not None:
+        print(f"peak GPU memory (torch.cuda.max_memory_allocated): "
+              f"{result['peak_gpu_memory_mib']:.0f} MiB")
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
     return 0

@@ -178,3 +178,32 @@ def test_the_replay_step_is_train_step_when_nothing_is_replayed_and_counts_fresh
     assert step.replayed > 0 and replaying["sequences_run"] == 48  # an untrained model fails
     assert all(len(kept) <= 8 for kept in step.buffer.values())
     assert all(e[0].shape[1] == 2 * length + 1 for length, kept in step.buffer.items() for e in kept)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--device", "cuda", "--fused"], "the fused unroll runs on the CPU only"),
+        (["--cudagraphs"], "--cudagraphs needs --device cuda"),
+        (["--device", "tpu"], "--device 'tpu'"),
+        (["--device", "meta"], "--device must be cpu or cuda"),
+        (["--only", "convergence", "--fused", "--compiled"], "choose one of --fused, --compiled"),
+    ],
+)
+def test_the_benchmark_refuses_a_device_it_cannot_use(argv, message, capsys):
+    from run import main
+
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_the_benchmark_modes_refuse_the_wrong_device():
+    from throughput import _model
+
+    with pytest.raises(ValueError, match="CPU only"):
+        _model("fused", "cuda")
+    with pytest.raises(ValueError, match="CUDA graphs need a GPU"):
+        _model("cudagraphs", "cpu")
+    with pytest.raises(ValueError, match="mode must be one of"):
+        _model("jit")

@@ -59,7 +59,7 @@ def run_seed(
     snapshots: dict | None = None,
     step=train_step,
     device: torch.device | str = "cpu",
-    compile_options: dict | None = None,
+    compiled: bool = False,
 ) -> dict:
     """Train one seed; returns its convergence record (see the module docstring). ``fused``:
     train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
@@ -72,8 +72,7 @@ def run_seed(
     sequences (a trial may add others to the update, as ``replay_trial.py`` does). ``device``:
     where the model trains (``"cuda"`` for a GPU; the fused unroll is CPU-only); the batches are
     drawn on the CPU from the seed's generator and moved there, inside the timed step.
-    ``compile_options``: train with ``NTM.compile_step(**compile_options)`` (the compiling
-    counts as training time)."""
+    ``compiled``: train with ``NTM.compile_step()`` (the compiling counts as training time)."""
     if fused and torch.device(device).type != "cpu":
         raise ValueError(f"the fused unroll runs on the CPU only; got device {device!r}")
     task = get_task("copy")
@@ -87,8 +86,8 @@ def run_seed(
     model = model.to(device)
     if fused:
         model.use_fused()
-    if compile_options is not None:
-        model.compile_step(**compile_options)
+    if compiled:
+        model.compile_step()
     optimizer = make_optimizer(model.parameters(), recipe)
     generator = torch.Generator().manual_seed(seed)
     batches_in_window = max(1, math.ceil(settings.window / recipe.batch_size))

@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
     python benchmarks/run.py --only throughput --fused
     python benchmarks/run.py --only convergence --fused --row0-weights --seed-list 2 3
-    python benchmarks/run.py --device cuda --compiled --row0-weights --recipe fast-adam-settle  # a GPU
+    python benchmarks/run.py --device cuda --compiled --row0-weights --recipe fast-adam-settle  # GPU
 
 One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
 the machine (CPU model, cores, load average, torch version; the GPU and its CUDA version with
@@ -31,12 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
-from throughput import (  # noqa: E402
-    COMPILE_OPTIONS,
-    eval_throughput,
-    rate_range,
-    train_throughput,
-)
+from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
@@ -110,7 +105,7 @@ def throughput_rows(batches: list[int], seconds: float, modes: list[str], recipe
     for repeat in range(repeats):
         for b in batches:
             for mode in modes:
-                row = {"batch": b, "mode": mode, "compiled_step": mode in COMPILE_OPTIONS,
+                row = {"batch": b, "mode": mode, "compiled_step": mode == "compiled",
                        "repeat": repeat, "load_before": load()}
                 row["train"] = train_throughput(b, seconds, recipe, mode, device)
                 row["eval"] = eval_throughput(b, seconds, mode, device)
@@ -157,9 +152,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="timing per measurement")
     parser.add_argument("--compiled", action="store_true",
                         help="throughput: also time NTM.compile_step(); convergence: train with it")
-    parser.add_argument("--cudagraphs", action="store_true",
-                        help="GPU: as --compiled, with compile_step(mode='reduce-overhead'), whose "
-                             "compiled steps replay as CUDA graphs")
     parser.add_argument("--fused", action="store_true",
                         help="throughput: also time the fused C++ unroll (NTM.use_fused); "
                              "convergence: train with it")
@@ -192,10 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--device must be cpu or cuda, got {args.device!r}")
     if args.fused and device.type != "cpu":
         parser.error("--fused: the fused unroll runs on the CPU only; leave it out with --device cuda")
-    if args.cudagraphs and device.type != "cuda":
-        parser.error("--cudagraphs needs --device cuda")
-    if args.only != "throughput" and args.fused + args.compiled + args.cudagraphs > 1:
-        parser.error("convergence trains one way: choose one of --fused, --compiled, --cudagraphs")
+    if args.only != "throughput" and args.fused and args.compiled:
+        parser.error("convergence trains one way: choose --fused or --compiled")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no GPU here (torch.cuda.is_available() is False)")
     torch.set_num_threads(args.threads)
@@ -217,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nthroughput, paper copy NTM, lengths 1-20, sequences/s ({seconds:.0f} s each)")
         print(f"{'batch':>6} {'mode':>9} {'train seq/s':>12} {'eval seq/s':>12}")
         modes = ([] if args.no_eager else ["eager"]) + (["compiled"] if args.compiled else []) \
-            + (["cudagraphs"] if args.cudagraphs else []) + (["fused"] if args.fused else [])
+            + (["fused"] if args.fused else [])
         rows = throughput_rows(args.batches, seconds, modes, recipe, args.repeats, str(device),
                                on_row=lambda rows: write_json(out, {**result, "throughput": rows,
                                                                     "partial": True}))
@@ -241,13 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
         result["model_overrides"] = overrides
         result["fused"] = args.fused
-        mode = "cudagraphs" if args.cudagraphs else "compiled" if args.compiled else None
-        result["compiled_mode"] = mode
+        result["compiled"] = args.compiled
         records = []
         for seed in args.seed_list or range(seeds):
             records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused,
-                                    device=device,
-                                    compile_options=None if mode is None else COMPILE_OPTIONS[mode]))
+                                    device=device, compiled=args.compiled))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}
             atomic_write_text(out, json.dumps(partial, indent=1) + "\n")  # kept if stopped early

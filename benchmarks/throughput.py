@@ -20,30 +20,24 @@ from neural_memory.tasks import get_task
 from neural_memory.training import TrainConfig, make_optimizer, train_step
 
 WARMUP_BATCHES = 3
-#: ``NTM.compile_step`` options of the two compiled modes.
-COMPILE_OPTIONS = {"compiled": {}, "cudagraphs": {"mode": "reduce-overhead"}}
 
 
-MODES = ("eager", "compiled", "cudagraphs", "fused")
+MODES = ("eager", "compiled", "fused")
 
 
 def _model(mode: str, device: torch.device | str = "cpu") -> NTM:
     """The paper's copy NTM on ``device``, run plainly (``eager``), with ``NTM.compile_step``
-    (``compiled``; ``cudagraphs``: its ``mode="reduce-overhead"``, which replays each compiled
-    step as a CUDA graph, GPU only) or with the fused C++ unroll (``fused``, ``NTM.use_fused``;
-    CPU only)."""
+    (``compiled``) or with the fused C++ unroll (``fused``, ``NTM.use_fused``; CPU only)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     if mode == "fused" and torch.device(device).type != "cpu":
         raise ValueError(f"the fused unroll runs on the CPU only; got device {device!r}")
-    if mode == "cudagraphs" and torch.device(device).type != "cuda":
-        raise ValueError(f"CUDA graphs need a GPU; got device {device!r}")
     task = get_task("copy")
     torch.manual_seed(0)
     model = NTM(NTMConfig.preset("copy", input_size=task.input_size, output_size=task.output_size))
     model = model.to(device)
-    if mode in ("compiled", "cudagraphs"):
-        return model.compile_step(**COMPILE_OPTIONS[mode])
+    if mode == "compiled":
+        return model.compile_step()
     return model.use_fused() if mode == "fused" else model
 
 

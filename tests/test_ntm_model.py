@@ -384,6 +384,42 @@ def test_bad_inputs_raise() -> None:
         model.heads(torch.zeros(2, 5, dtype=F64))
 
 
+# ----------------------------------------------------------------------------- compile
+
+
+def test_a_compiled_model_compiles_every_step_but_the_first_with_one_input_stride() -> None:
+    """The first step (initial state: broadcast views, no gradient) runs plainly; the later ones
+    go through the compiled step, and their x_proj has the same stride whatever the length is --
+    so that lengths, batch sizes and grad modes do not run into dynamo's recompile limit (they
+    did, on a GPU: benchmarks/results/gpu-throughput-recompile-limit.log). No real compiling
+    here: a recording stand-in takes the compiled step's place."""
+    torch.manual_seed(14)
+    model = NTM(NTMConfig.preset("tiny"))
+    seen = []
+
+    def recording_step(x_proj, *rest):
+        seen.append(x_proj.stride())
+        return model._step(x_proj, *rest)
+
+    x = torch.rand(3, 5, 9)
+    plain = model(x)
+    model._compiled_step = recording_step
+    strides = set()
+    for steps in (5, 8):
+        seen.clear()
+        model(torch.rand(3, steps, 9))
+        assert len(seen) == steps - 1
+        strides |= set(seen)
+    assert len(strides) == 1 and strides.pop()[1] == 1  # one (B, G) layout for both lengths
+    torch.testing.assert_close(model(x), plain)
+
+
+@pytest.mark.parametrize("mode", ["reduce-overhead", "max-autotune"])
+def test_compile_step_refuses_the_cuda_graph_modes(mode) -> None:
+    with pytest.raises(ValueError, match="CUDA graph"):
+        NTM(NTMConfig.preset("tiny")).compile_step(mode=mode)
+
+
 # ----------------------------------------------------------------------------- compile (opt-in)
 
 
@@ -410,3 +446,8 @@ def test_compiled_step_matches_the_plain_step() -> None:
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
     _, trace = model(x, return_trace=True)
     assert trace.memory.shape == (4, 7, 16, 8)
+    for b in (1, 8, 32, 128):  # new models, both grad modes: within dynamo's recompile limit
+        other = NTM(NTMConfig.preset("tiny", read_heads=2)).compile_step()
+        other(torch.rand(b, 3, 9)).sum().backward()
+        with torch.no_grad():
+            other.eval()(torch.rand(b, 4, 9))

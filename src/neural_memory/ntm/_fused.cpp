@@ -867,9 +867,9 @@ std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_pr
   // Weight grads over all steps at once: inputs (T*B, input)^T @ dpre (T*B, G).
   for (int64_t l = 0; l < L; ++l)
     out.push_back(at::mm(inputs[l].view({T * B, -1}).t(), dpre_all[l].view({T * B, G})));
-  for (int64_t l = 1; l < L; ++l) out.push_back(dpre_all[l].sum({0, 1}));
+  for (int64_t l = 1; l < L; ++l) out.push_back(dpre_all[l].sum(at::IntArrayRef{0, 1}));
   out.push_back(at::mm(hs[L - 1].view({T * B, C}).t(), draw_all.view({T * B, P})));
-  out.push_back(draw_all.sum({0, 1}));
+  out.push_back(draw_all.sum(at::IntArrayRef{0, 1}));
   out.push_back(dmem.transpose(1, 2).contiguous());
   out.push_back(du[0].narrow(1, 0, RM).contiguous());
   out.push_back(dw);

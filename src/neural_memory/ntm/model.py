@@ -410,17 +410,28 @@ class NTM(nn.Module):
     def compile_step(self, **options: object) -> NTM:
         """Opt in to ``torch.compile`` for the time step; returns the model itself.
 
-        The step (controller, heads, addressing, read, write) is compiled once per batch size
-        (the first call takes tens of seconds); in one CPU measurement a whole training step
-        then ran about 1.5 times as fast, but on a loaded 2-core machine it gave no gain after
-        two minutes of compiling (``benchmarks/``; see the book's "Performance and stability"
-        appendix), so it is off by default. Results equal the plain step's up to float rounding
-        (an opt-in test checks this). ``options`` go to ``torch.compile`` (default:
-        ``fullgraph=True``). Needs a C++ compiler; a compiled model is best saved through its
-        ``state_dict``.
+        The step (controller, heads, addressing, read, write) is compiled for every step but
+        the first, which sees the initial state and runs plainly; a batch of 1, later batch
+        sizes and the two grad modes make up to about six compiled variants, well inside
+        dynamo's recompile limit of 8 (the first call takes tens of seconds). In one CPU
+        measurement a whole training step then ran about 1.5 times as fast, but on a loaded
+        2-core machine it gave no gain after two minutes of compiling; on an H100 GPU it trained
+        twice as fast as the plain path at batch 32 (``benchmarks/``; see the book's
+        "Performance and stability" appendix), so it is off by default. Results equal the plain
+        step's up to float rounding (an opt-in test checks this). ``options`` go to
+        ``torch.compile`` (default: ``fullgraph=True``); ``mode="reduce-overhead"`` (CUDA graphs)
+        fails, because each step's outputs are the next step's inputs and a graph's replay
+        overwrites them. Needs a C++ compiler (Triton on a GPU); a compiled model is best saved
+        through its ``state_dict``.
         """
         if self._fused:
             raise ValueError("use_fused and compile_step are alternatives; use one")
+        if options.get("mode") in ("reduce-overhead", "max-autotune"):
+            raise ValueError(
+                f"compile_step(mode={options['mode']!r}) replays the step as a CUDA graph, whose "
+                "next replay overwrites the outputs the next time step reads; use the default "
+                "mode or 'max-autotune-no-cudagraphs'"
+            )
         self._compiled_step = torch.compile(self._step, **{"fullgraph": True, **options})
         return self
 
@@ -488,10 +499,14 @@ class NTM(nn.Module):
         all_reads: list[Tensor] = []
         record = [] if return_trace else None
         memories = [memory] if return_trace else None
-        step = self._step if self._compiled_step is None else self._compiled_step
-        if self._compiled_step is not None:  # same strides at every step: no recompilation
-            memory, reads, w_prev = memory.contiguous(), reads.contiguous(), w_prev.contiguous()
+        compiled = self._compiled_step or self._step
+        if self._compiled_step is not None:  # x_proj[t] with one stride whatever T is
+            x_proj = torch.stack(x_proj).unbind(0)
         for t in range(steps):
+            # The first step runs uncompiled: its inputs are the initial state (broadcast views
+            # that need no gradient, h and c one tensor), unlike every later step's, and compiling
+            # it too would double the compiled variants (see compile_step).
+            step = compiled if t > 0 else self._step
             h, reads, state, memory, w_prev, stages, p = step(
                 x_proj[t], reads, state, memory, w_prev, prepared, weight_t, bias
             )  # w_prev: (B, H, N), this step's weightings, the next step's w_{t-1}

@@ -238,6 +238,9 @@ def test_run_training_fused_and_refused_for_lstm(tmp_path) -> None:
     with pytest.raises(ValueError, match="NTM only"):
         run_training("copy", "lstm", LSTMConfig.preset("small"), recipe, tmp_path / "lstm",
                      progress=False, fused=True)
+    with pytest.raises(ValueError, match="CPU only"):  # refused before any GPU is touched
+        run_training("copy", "ntm", NTMConfig.preset("tiny"), recipe, tmp_path / "gpu",
+                     progress=False, fused=True, device="cuda")
 
 
 def test_train_command_fused_flag(tmp_path, capsys) -> None:

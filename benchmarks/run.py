@@ -34,6 +34,7 @@ from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
 from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
+from neural_memory.ntm import NTMConfig  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
 
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
     parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the recipe, e.g. lr_drop_factor=0.3")
+    parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="convergence: override a field of the copy NTMConfig, e.g. gamma_max=3")
     parser.add_argument("--row0-weights", action="store_true",
                         help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
     parser.add_argument("--threads", type=int, default=1,
@@ -229,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(args.seed_list) if args.seed_list else seeds} seeds, budget "
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
         overrides = {"learn_initial_weights": False} if args.row0_weights else {}
+        overrides.update(parse_overrides(args.model_set, NTMConfig(input_size=1, output_size=1),
+                                         flag="--model-set"))
         result["model_overrides"] = overrides
         result["fused"] = args.fused
         result["compiled"] = args.compiled

@@ -37,6 +37,7 @@ CONFIGS = {
     "one-linear-layer": {"split_head_layers": False},
     # more rows than the kernel's 32-row blocks, and a remainder (70 = 2 * 32 + 6)
     "rows-70-2r": {"memory_rows": 70, "read_heads": 2},
+    "gamma-cap": {"gamma_max": 1.6, "read_heads": 2},
 }
 
 
@@ -79,6 +80,17 @@ def test_clip_is_exercised_by_the_small_clip_config() -> None:
                       weight.t())
     clipped = (raw.abs() > 0.05).float().mean()
     assert 0.2 < clipped < 0.8  # both sides of the clip occur
+
+
+def test_gamma_cap_is_exercised_by_the_gamma_cap_config() -> None:
+    # Otherwise "gamma-cap" would not test the cap's gradient mask.
+    model = _model(CONFIGS["gamma-cap"])
+    x = torch.rand(3, 9, model.config.input_size, dtype=torch.float64)
+    _, trace = model(x, return_trace=True)
+    gamma = trace.heads.gamma
+    assert gamma.max() == 1.6
+    capped = (gamma == 1.6).double().mean()
+    assert 0.2 < capped < 0.8  # both sides of the cap occur
 
 
 def test_fused_float32_close_to_plain() -> None:

@@ -359,6 +359,9 @@ BAD_CONFIGS = [
     ({"num_shifts": 9}, "at least K = 9"),
     ({"clip_controller": 0.0}, "clip_controller"),
     ({"output_from_reads": 1}, "output_from_reads"),
+    ({"gamma_max": 1.0}, "gamma_max"),
+    ({"gamma_max": float("nan")}, "gamma_max"),
+    ({"gamma_max": "3"}, "gamma_max"),
 ]
 
 

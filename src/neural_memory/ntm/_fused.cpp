@@ -42,6 +42,7 @@ struct FlushDenormals {
 struct Dims {
   int64_t T, B, N, M, R, W, H, K, P, A;  // A: one head's address width M + 3 + K
   double clip;  // <= 0: no clipping
+  double gamma_max;  // <= 0: no cap on the sharpening exponent
 };
 
 // exp, log and tanh for float32, written so that loops calling them vectorise (the compiler
@@ -214,6 +215,19 @@ inline S clip_value(S x, double clip) {
   return x < -c ? -c : (x > c ? c : x);
 }
 
+// gamma - 1 = softplus(raw), clipped, and capped at gamma_max - 1 when gamma_max > 0 (as
+// torch.clamp(max=...) does it: the gradient passes at the cap itself, not above it).
+template <typename S>
+inline bool gamma_capped(S raw, const Dims& d) {
+  return d.gamma_max > 0 && softplus(clip_value(raw, d.clip)) > static_cast<S>(d.gamma_max - 1);
+}
+
+template <typename S>
+inline S capped_softplus(S raw, const Dims& d) {
+  const S sp = softplus(clip_value(raw, d.clip));
+  return gamma_capped(raw, d) ? static_cast<S>(d.gamma_max - 1) : sp;
+}
+
 // Forward of the heads for one step and one batch element, in three parts (content; shift and
 // sharpening; memory), each a function below, called one after the other.
 //   raw (P): the raw head parameters (before clipping); act (P): written, the activated ones.
@@ -230,7 +244,7 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
 #pragma omp simd
     for (int64_t m = 0; m < M; ++m) a[m] = vtanh(clip_value(r[m], d.clip));
     a[M] = softplus(clip_value(r[M], d.clip));
-    a[M + 1] = S(1) + softplus(clip_value(r[M + 1], d.clip));
+    a[M + 1] = S(1) + capped_softplus(r[M + 1], d);
     a[M + 2] = sigmoid(clip_value(r[M + 2], d.clip));
     for (int64_t j = 0; j < K; ++j) a[M + 3 + j] = clip_value(r[M + 3 + j], d.clip);
     softmax_inplace(a + M + 3, K);
@@ -553,7 +567,8 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
     S* dr = draw + h * A;
     for (int64_t m = 0; m < M; ++m) dr[m] = da[m] * (S(1) - a[m] * a[m]) * mask(r[m]);
     dr[M] = da[M] * softplus_grad(clip_value(r[M], d.clip)) * mask(r[M]);
-    dr[M + 1] = da[M + 1] * softplus_grad(clip_value(r[M + 1], d.clip)) * mask(r[M + 1]);
+    dr[M + 1] = da[M + 1] * softplus_grad(clip_value(r[M + 1], d.clip)) * mask(r[M + 1]) *
+                (gamma_capped(r[M + 1], d) ? S(0) : S(1));
     dr[M + 2] = da[M + 2] * a[M + 2] * (S(1) - a[M + 2]) * mask(r[M + 2]);
     S sum = 0;
     for (int64_t j = 0; j < K; ++j) sum += a[M + 3 + j] * da[M + 3 + j];
@@ -571,7 +586,7 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
 }
 
 Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W, int64_t K,
-               double clip) {
+               double clip, double gamma_max) {
   Dims d;
   d.T = x_proj.size(0);
   d.B = x_proj.size(1);
@@ -584,6 +599,7 @@ Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W,
   d.A = d.M + 3 + K;
   d.P = d.H * d.A + W * 2 * d.M;
   d.clip = clip;
+  d.gamma_max = gamma_max;
   return d;
 }
 
@@ -598,11 +614,11 @@ Dims make_dims(const Tensor& x_proj, int64_t N, int64_t M, int64_t R, int64_t W,
 std::vector<Tensor> fused_forward(Tensor x_proj, std::vector<Tensor> weights,
                                   std::vector<Tensor> biases, Tensor head_wt, Tensor head_b,
                                   Tensor mem0, Tensor reads0, Tensor w0, int64_t R, int64_t W,
-                                  int64_t K, bool lstm, double clip) {
+                                  int64_t K, bool lstm, double clip, double gamma_max) {
   FlushDenormals flush;
   const int64_t L = static_cast<int64_t>(weights.size());
   const int64_t C = head_wt.size(0);
-  Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, clip);
+  Dims d = make_dims(x_proj, mem0.size(1), mem0.size(2), R, W, K, clip, gamma_max);
   auto opts = x_proj.options();
   const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * d.M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;
@@ -739,11 +755,11 @@ std::vector<Tensor> fused_backward(Tensor dh_seq, Tensor dreads_seq, Tensor x_pr
                                    Tensor raw, Tensor act, Tensor rnorm, Tensor stages,
                                    Tensor gates, Tensor cells, Tensor tanhc, Tensor hs,
                                    std::vector<Tensor> inputs, int64_t R, int64_t W, int64_t K,
-                                   bool lstm, double clip) {
+                                   bool lstm, double clip, double gamma_max) {
   FlushDenormals flush;
   const int64_t L = static_cast<int64_t>(weights.size());
   const int64_t C = head_wt.size(0);
-  Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, clip);
+  Dims d = make_dims(x_proj, mem.size(3), mem.size(2), R, W, K, clip, gamma_max);
   auto opts = x_proj.options();
   const int64_t T = d.T, B = d.B, N = d.N, M = d.M, H = d.H, RM = R * M, P = d.P;
   const int64_t G = lstm ? 4 * C : C;

@@ -132,6 +132,7 @@ class _Meta:
     lstm: bool
     clip: float  # <= 0: none
     layers: int
+    gamma_max: float = 0.0  # <= 0: no cap
 
     @property
     def biases(self) -> int:
@@ -148,6 +149,7 @@ class _FusedUnroll(torch.autograd.Function):
         out = ext.forward(
             x_proj, weights, biases, head_wt, head_b, mem0, reads0, w0,
             meta.read_heads, meta.write_heads, meta.num_shifts, meta.lstm, meta.clip,
+            meta.gamma_max,
         )
         h_seq, reads = out[0], out[1]
         ctx.meta = meta
@@ -174,6 +176,7 @@ class _FusedUnroll(torch.autograd.Function):
             dh_seq.contiguous(), dreads.contiguous(), x_proj, weights, head_wt, w0, mem, raw,
             act, rnorm, stages, gates, cells, tanhc, hs, inputs,
             meta.read_heads, meta.write_heads, meta.num_shifts, meta.lstm, meta.clip,
+            meta.gamma_max,
         )
         dx = grads[0]
         dweights = grads[1 : 1 + meta.layers]
@@ -217,6 +220,7 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
         lstm=cfg.controller == "lstm",
         clip=float(cfg.clip_controller) if cfg.clip_controller is not None else 0.0,
         layers=len(weights),
+        gamma_max=float(cfg.gamma_max) if cfg.gamma_max is not None else 0.0,
     )
     h_seq, reads = _FusedUnroll.apply(
         meta, x_proj.contiguous(), weight.t(), bias, mem0, reads0, w0,

@@ -75,6 +75,7 @@ class NTMHeads(nn.Module):
         num_shifts: int = 3,
         split: bool = True,
         clip: float | None = None,
+        gamma_max: float | None = None,
     ) -> None:
         super().__init__()
         if min(controller_size, memory_width, read_heads, write_heads, num_shifts) < 1:
@@ -85,6 +86,8 @@ class NTMHeads(nn.Module):
             )
         if clip is not None and not clip > 0:
             raise ValueError(f"clip must be None or > 0; got {clip}")
+        if gamma_max is not None and not gamma_max > 1:
+            raise ValueError(f"gamma_max must be None or > 1; got {gamma_max}")
         self.controller_size = controller_size
         self.memory_width = memory_width
         self.read_heads = read_heads
@@ -93,6 +96,7 @@ class NTMHeads(nn.Module):
         self.num_shifts = num_shifts
         self.split = split
         self.clip = clip
+        self.gamma_max = gamma_max
         h, w, m, k = self.num_heads, write_heads, memory_width, num_shifts
         #: width of one head's parameter of each kind, and how many heads have it
         self.widths = {"key": m, "beta": 1, "gamma": 1, "gate": 1, "shift": k, "erase": m, "add": m}
@@ -170,6 +174,8 @@ class NTMHeads(nn.Module):
         address, ea = raw.split([h * self.address_width, w * 2 * m], dim=1)
         key, pos, gate, shift = address.view(b, h, self.address_width).split([m, 2, 1, k], -1)
         beta, gamma = F.softplus(pos).split(1, dim=-1)  # (B, H, 1) each
+        if self.gamma_max is not None:
+            gamma = gamma.clamp(max=self.gamma_max - 1)
         erase, add = ea.view(b, w, 2 * m).split(m, dim=-1)  # (B, W, M) each
         return HeadParameters(
             key=torch.tanh(key),  # (B, H, M)

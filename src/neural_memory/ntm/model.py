@@ -111,6 +111,11 @@ class NTMConfig:
             set on the model (:meth:`NTM.set_hard_schedule`), not here. Hard write heads
             need a constant ``M_0`` of at least ``HARD_WRITE_MIN_MEMORY_INIT`` (a ValueError
             says so): the paper-style 1e-6 gives NaN gradients.
+        gamma_max: an upper bound on every head's sharpening exponent ``gamma`` (> 1), or
+            ``None`` (default: the paper's ``1 + softplus``, unbounded). An experiment on the
+            copy task's relapses (the "Performance and stability" appendix): a bounded
+            ``gamma`` cannot make a weighting one-hot, so a shift that only just prefers to
+            stay shows in the read and in the gradient.
     """
 
     input_size: int
@@ -131,6 +136,7 @@ class NTMConfig:
     learn_initial_reads: bool = True
     learn_initial_weights: bool = True
     hard_addressing: str = "none"
+    gamma_max: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -174,6 +180,11 @@ class NTMConfig:
             _check_shift(self.memory_rows, self.num_shifts)
         except ValueError as err:
             raise ValueError(f"NTMConfig: {err}") from None
+        if self.gamma_max is not None and (
+            isinstance(self.gamma_max, bool) or not isinstance(self.gamma_max, (int, float))
+            or not self.gamma_max > 1
+        ):
+            raise ValueError(f"NTMConfig.gamma_max must be None or a number > 1; got {self.gamma_max!r}")
         if self.clip_controller is not None and not self.clip_controller > 0:
             raise ValueError(
                 f"NTMConfig.clip_controller must be None or > 0; got {self.clip_controller!r}"
@@ -291,6 +302,7 @@ class NTM(nn.Module):
             cfg.num_shifts,
             split=cfg.split_head_layers,
             clip=cfg.clip_controller,
+            gamma_max=cfg.gamma_max,
         )
         out_in = cfg.controller_size + (r * m if cfg.output_from_reads else 0)
         self.output = nn.Linear(out_in, cfg.output_size)

@@ -122,6 +122,10 @@ def relapse_row(path: Path, result: dict) -> str:
         change.append(f"Adam eps {recipe['eps']:g}")
     if recipe.get("beta2", 0.999) != 0.999:
         change.append(f"beta2 {recipe['beta2']:g}")
+    model = {k: v for k, v in result.get("model_overrides", {}).items()
+             if k != "learn_initial_weights"}  # the row-0 start is every table's
+    change += [f"model {k}={v:g}" if isinstance(v, float) else f"model {k}={v}"
+               for k, v in model.items()]
     done = [r for r in c["seeds"] if r["converged"]]
     worst = ", ".join(f"{r['worst_running_mean_after_converging']:.2f}" for r in done)
     relapsed = sum(bool(r["relapsed"]) for r in done)

@@ -112,10 +112,11 @@ class NTMConfig:
             need a constant ``M_0`` of at least ``HARD_WRITE_MIN_MEMORY_INIT`` (a ValueError
             says so): the paper-style 1e-6 gives NaN gradients.
         gamma_max: an upper bound on every head's sharpening exponent ``gamma`` (> 1), or
-            ``None`` (default: the paper's ``1 + softplus``, unbounded). An experiment on the
-            copy task's relapses (the "Performance and stability" appendix): a bounded
-            ``gamma`` cannot make a weighting one-hot, so a shift that only just prefers to
-            stay shows in the read and in the gradient.
+            ``None`` (default: the paper's ``1 + softplus``, unbounded). A bounded ``gamma``
+            cannot make a weighting one-hot, so a shift that only just prefers to stay shows in
+            the read and in the gradient. On the copy task's relapses (the "Performance and
+            stability" appendix, twenty seeds of ``fast-adam-settle``): 2.5 left 2 of 20 seeds
+            relapsing (to 1.26 at worst) against 8 of 20 (to 3.36) without it.
     """
 
     input_size: int

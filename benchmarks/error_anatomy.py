@@ -41,8 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed  # noqa: E402
 from run import get_recipe, load, machine, write_json  # noqa: E402
 
+from neural_memory.ntm import NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
 from neural_memory.tasks.metrics import sequence_bit_errors  # noqa: E402
+from neural_memory.train import parse_overrides  # noqa: E402
 
 NEAR = 3  # wrong bits: a near miss
 MAX_SHIFT = 3  # offsets tried for a shifted answer
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--recipe", default="fast-adam-settle")
     parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override a field of the copy NTMConfig, e.g. gamma_max=2.5")
     parser.add_argument("--sequences", type=int, default=256, help="fresh sequences per length")
     parser.add_argument("--hold-sequences", type=int, default=1024,
                         help="fresh sequences of length 20 for the read head's hold")
@@ -159,11 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
               "recipe": asdict(recipe), "settings": asdict(settings), "near": NEAR,
               "max_shift": MAX_SHIFT, "seeds": []}
+    overrides = {"learn_initial_weights": False,
+                 **parse_overrides(args.model_set, NTMConfig(input_size=1, output_size=1),
+                                   flag="--model-set")}
+    result["model_overrides"] = overrides
     print(f"{'seed':>4} {'relapse':>7} {'moment':>9} {'bit err/seq':>11} "
           + " ".join(f"{k + ' (seqs)':>17}" for k in KINDS))
     for seed in args.seeds:
         snapshots: dict = {}
-        record = run_seed(seed, recipe, settings, {"learn_initial_weights": False},
+        record = run_seed(seed, recipe, settings, overrides,
                           log=lambda *_: None, fused=True, snapshots=snapshots)
         entry = {key: record[key] for key in ("seed", "converged", "sequences_to_converge",
                                               "sequences_run", "relapsed",

@@ -35,8 +35,8 @@ It is opt-in (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`, ``train -
 the first use compiles the extension (30-60 s here; cached afterwards under
 ``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. Supported: LSTM or
 feedforward controllers of any depth, any number of read and write heads, any shift width and
-clip, a bound on the sharpening (``gamma_max``), float32 and float64 on the CPU; soft addressing only (``hard_addressing="none"``), and no
-trace (``return_trace=True`` runs the plain path, which computes the same values). The tests
+clip, a bound on the sharpening (``gamma_max``), float32 and float64 on the CPU; soft addressing
+only (``hard_addressing="none"``), and no trace (``return_trace=True`` runs the plain path, which computes the same values). The tests
 (``tests/test_ntm_fused.py``) compare outputs and gradients with the plain path in float64 and
 check the gradient numerically with ``torch.autograd.gradcheck``.
 """

@@ -429,7 +429,7 @@ class NTM(nn.Module):
         dynamo's recompile limit of 8 (the first call takes tens of seconds). In one CPU
         measurement a whole training step then ran about 1.5 times as fast, but on a loaded
         2-core machine it gave no gain after two minutes of compiling; on an H100 GPU it trained
-        twice as fast as the plain path at batch 32 (``benchmarks/``; see the book's
+        1.3 to 2 times as fast as the plain path at batch 32 (``benchmarks/``; see the book's
         "Performance and stability" appendix), so it is off by default. Results equal the plain
         step's up to float rounding (an opt-in test checks this). ``options`` go to
         ``torch.compile`` (default: ``fullgraph=True``); ``mode="reduce-overhead"`` (CUDA graphs)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from neural_memory.ntm import NTM, NTMConfig
+from neural_memory.ntm.fused import check_device
 from neural_memory.tasks import get_task
 from neural_memory.training import (
     TrainConfig,
@@ -73,8 +74,8 @@ def run_seed(
     where the model trains (``"cuda"`` for a GPU; the fused unroll is CPU-only); the batches are
     drawn on the CPU from the seed's generator and moved there, inside the timed step.
     ``compiled``: train with ``NTM.compile_step()`` (the compiling counts as training time)."""
-    if fused and torch.device(device).type != "cpu":
-        raise ValueError(f"the fused unroll runs on the CPU only; got device {device!r}")
+    if fused:
+        check_device(device)
     task = get_task("copy")
     torch.manual_seed(seed)
     model = NTM(

@@ -39,12 +39,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from convergence import ConvergenceSettings, run_seed  # noqa: E402
-from run import get_recipe, load, machine, write_json  # noqa: E402
+from run import get_recipe, load, machine, model_overrides, write_json  # noqa: E402
 
-from neural_memory.ntm import NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
 from neural_memory.tasks.metrics import sequence_bit_errors  # noqa: E402
-from neural_memory.train import parse_overrides  # noqa: E402
 
 NEAR = 3  # wrong bits: a near miss
 MAX_SHIFT = 3  # offsets tried for a shifted answer
@@ -163,10 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"machine": machine(), "load_at_start": load(), "recipe_name": args.recipe,
               "recipe": asdict(recipe), "settings": asdict(settings), "near": NEAR,
               "max_shift": MAX_SHIFT, "seeds": []}
-    overrides = {"learn_initial_weights": False,
-                 **parse_overrides(args.model_set, NTMConfig(input_size=1, output_size=1),
-                                   flag="--model-set")}
-    result["model_overrides"] = overrides
+    result["model_overrides"] = overrides = model_overrides(True, args.model_set)
     print(f"{'seed':>4} {'relapse':>7} {'moment':>9} {'bit err/seq':>11} "
           + " ".join(f"{k + ' (seqs)':>17}" for k in KINDS))
     for seed in args.seeds:

@@ -56,6 +56,14 @@ def get_recipe(name: str, recipe_set: list[str] | tuple[str, ...] = ()) -> Train
     return replace(recipe, **parse_overrides(recipe_set, recipe, flag="--recipe-set"))
 
 
+def model_overrides(row0_weights: bool, model_set: list[str]) -> dict:
+    """The copy NTMConfig's overrides of a convergence run: the row-0 start
+    (``learn_initial_weights=False``) if asked, then the ``--model-set FIELD=VALUE`` items."""
+    overrides = {"learn_initial_weights": False} if row0_weights else {}
+    return {**overrides, **parse_overrides(model_set, NTMConfig(input_size=1, output_size=1),
+                                           flag="--model-set")}
+
+
 def machine() -> dict:
     info = {"torch": torch.__version__, "python": platform.python_version(),
             "threads": torch.get_num_threads(), "logical_cpus": os.cpu_count(),
@@ -231,9 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntime to converge on copy, recipe {args.recipe!r}: "
               f"{len(args.seed_list) if args.seed_list else seeds} seeds, budget "
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
-        overrides = {"learn_initial_weights": False} if args.row0_weights else {}
-        overrides.update(parse_overrides(args.model_set, NTMConfig(input_size=1, output_size=1),
-                                         flag="--model-set"))
+        overrides = model_overrides(args.row0_weights, args.model_set)
         result["model_overrides"] = overrides
         result["fused"] = args.fused
         result["compiled"] = args.compiled

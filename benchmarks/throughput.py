@@ -16,6 +16,7 @@ import time
 import torch
 
 from neural_memory.ntm import NTM, NTMConfig
+from neural_memory.ntm.fused import check_device
 from neural_memory.tasks import get_task
 from neural_memory.training import TrainConfig, make_optimizer, train_step
 
@@ -30,8 +31,8 @@ def _model(mode: str, device: torch.device | str = "cpu") -> NTM:
     (``compiled``) or with the fused C++ unroll (``fused``, ``NTM.use_fused``; CPU only)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
-    if mode == "fused" and torch.device(device).type != "cpu":
-        raise ValueError(f"the fused unroll runs on the CPU only; got device {device!r}")
+    if mode == "fused":
+        check_device(device)
     task = get_task("copy")
     torch.manual_seed(0)
     model = NTM(NTMConfig.preset("copy", input_size=task.input_size, output_size=task.output_size))

@@ -204,3 +204,13 @@ def test_the_benchmark_modes_refuse_the_wrong_device():
         _model("fused", "cuda")
     with pytest.raises(ValueError, match="mode must be one of"):
         _model("jit")
+
+
+def test_model_overrides_add_the_model_set_items_to_the_row0_start():
+    from run import model_overrides
+
+    assert model_overrides(False, []) == {}
+    assert model_overrides(True, ["gamma_max=2.5"]) == {"learn_initial_weights": False,
+                                                        "gamma_max": 2.5}
+    with pytest.raises(SystemExit, match="--model-set"):
+        model_overrides(True, ["no_such_field=1"])

@@ -52,6 +52,7 @@ from neural_memory.checkpoint import (
     save_checkpoint,
     write_csv,
 )
+from neural_memory.ntm.fused import check_device
 from neural_memory.tasks import Batch, Task, get_task
 from neural_memory.tasks.metrics import (
     scored_bits,
@@ -740,8 +741,8 @@ def run_training(
     task = get_task(task_name)
     if fused and model_kind != "ntm":
         raise ValueError(f"fused applies to the NTM only; got model {model_kind!r}")
-    if fused and torch.device(device).type != "cpu":
-        raise ValueError(f"fused runs on the CPU only; got device {str(device)!r} (leave out fused)")
+    if fused:
+        check_device(device)  # before any work on another device
     if (model_config.input_size, model_config.output_size) != (task.input_size, task.output_size):
         raise ValueError(
             f"task {task_name!r} has {task.input_size} inputs and {task.output_size} outputs; "

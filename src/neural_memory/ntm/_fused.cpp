@@ -215,17 +215,12 @@ inline S clip_value(S x, double clip) {
   return x < -c ? -c : (x > c ? c : x);
 }
 
-// gamma - 1 = softplus(raw), clipped, and capped at gamma_max - 1 when gamma_max > 0 (as
+// gamma - 1 = softplus(clipped raw), capped at gamma_max - 1 when gamma_max > 0 (as
 // torch.clamp(max=...) does it: the gradient passes at the cap itself, not above it).
+// sp: softplus of the clipped raw parameter.
 template <typename S>
-inline bool gamma_capped(S raw, const Dims& d) {
-  return d.gamma_max > 0 && softplus(clip_value(raw, d.clip)) > static_cast<S>(d.gamma_max - 1);
-}
-
-template <typename S>
-inline S capped_softplus(S raw, const Dims& d) {
-  const S sp = softplus(clip_value(raw, d.clip));
-  return gamma_capped(raw, d) ? static_cast<S>(d.gamma_max - 1) : sp;
+inline bool gamma_capped(S sp, const Dims& d) {
+  return d.gamma_max > 0 && sp > static_cast<S>(d.gamma_max - 1);
 }
 
 // Forward of the heads for one step and one batch element, in three parts (content; shift and
@@ -244,7 +239,8 @@ void heads_forward_content(const Dims& d, const S* raw, S* act, const S* mt, S* 
 #pragma omp simd
     for (int64_t m = 0; m < M; ++m) a[m] = vtanh(clip_value(r[m], d.clip));
     a[M] = softplus(clip_value(r[M], d.clip));
-    a[M + 1] = S(1) + capped_softplus(r[M + 1], d);
+    const S sp = softplus(clip_value(r[M + 1], d.clip));
+    a[M + 1] = S(1) + (gamma_capped(sp, d) ? static_cast<S>(d.gamma_max - 1) : sp);
     a[M + 2] = sigmoid(clip_value(r[M + 2], d.clip));
     for (int64_t j = 0; j < K; ++j) a[M + 3 + j] = clip_value(r[M + 3 + j], d.clip);
     softmax_inplace(a + M + 3, K);
@@ -567,8 +563,10 @@ void heads_backward(const Dims& d, const S* raw, const S* act, const S* mt, cons
     S* dr = draw + h * A;
     for (int64_t m = 0; m < M; ++m) dr[m] = da[m] * (S(1) - a[m] * a[m]) * mask(r[m]);
     dr[M] = da[M] * softplus_grad(clip_value(r[M], d.clip)) * mask(r[M]);
+    // No gradient where the forward pass capped gamma (softplus recomputed only with a cap set).
+    const bool capped = d.gamma_max > 0 && gamma_capped(softplus(clip_value(r[M + 1], d.clip)), d);
     dr[M + 1] = da[M + 1] * softplus_grad(clip_value(r[M + 1], d.clip)) * mask(r[M + 1]) *
-                (gamma_capped(r[M + 1], d) ? S(0) : S(1));
+                (capped ? S(0) : S(1));
     dr[M + 2] = da[M + 2] * a[M + 2] * (S(1) - a[M + 2]) * mask(r[M + 2]);
     S sum = 0;
     for (int64_t j = 0; j < K; ++j) sum += a[M + 3 + j] * da[M + 3 + j];

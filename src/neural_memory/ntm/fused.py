@@ -36,8 +36,8 @@ the first use compiles the extension (30-60 s here; cached afterwards under
 ``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. Supported: LSTM or
 feedforward controllers of any depth, any number of read and write heads, any shift width and
 clip, a bound on the sharpening (``gamma_max``), float32 and float64 on the CPU; soft addressing
-only (``hard_addressing="none"``), and no trace (``return_trace=True`` runs the plain path, which computes the same values). The tests
-(``tests/test_ntm_fused.py``) compare outputs and gradients with the plain path in float64 and
+only (``hard_addressing="none"``), and no trace (``return_trace=True`` runs the plain path,
+which computes the same values). The tests (``tests/test_ntm_fused.py``) compare outputs and gradients with the plain path in float64 and
 check the gradient numerically with ``torch.autograd.gradcheck``.
 """
 
@@ -54,8 +54,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FusedUnsupported", "check_supported", "fused_available", "fused_unroll",
-           "load_extension"]
+__all__ = ["FusedUnsupported", "check_device", "check_supported", "fused_available",
+           "fused_unroll", "load_extension"]
 
 _SOURCE = Path(__file__).with_name("_fused.cpp")
 _EXTENSION = None
@@ -185,6 +185,13 @@ class _FusedUnroll(torch.autograd.Function):
         return (None, dx, dhead_wt, dhead_b, dmem0, dreads0, dw0, *dweights, *dbiases)
 
 
+def check_device(device: torch.device | str) -> None:
+    """Raise :class:`FusedUnsupported` unless ``device`` is the CPU (the extension is CPU code);
+    callers that know their device in advance check it before any work starts."""
+    if torch.device(device).type != "cpu":
+        raise FusedUnsupported(f"the fused unroll runs on the CPU only; got device {str(device)!r}")
+
+
 def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
     """Controller outputs ``(B, T, C)`` and read vectors ``(B, T, R*M)`` of ``model`` (an
     :class:`~neural_memory.ntm.NTM`) on ``x`` ``(B, T, input_size)``, computed by the fused
@@ -196,8 +203,7 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
     """
     cfg = model.config
     check_supported(cfg)
-    if x.device.type != "cpu":
-        raise FusedUnsupported(f"the fused unroll runs on the CPU only; got a {x.device} tensor")
+    check_device(x.device)
     memory0 = model.initial_memory()
     if memory0.dtype not in (torch.float32, torch.float64):
         raise FusedUnsupported(f"the fused unroll needs float32 or float64; got {memory0.dtype}")

@@ -1,6 +1,6 @@
 """NTM benchmarks: training and evaluation throughput, time to converge on copy, peak memory.
 
-    python benchmarks/run.py --fused --row0-weights --recipe fast-adam-settle   # make bench
+    python benchmarks/run.py --fused --row0-weights --model-set gamma_max=2 --recipe fast-adam-settle10  # make bench
     python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
     python benchmarks/run.py --only throughput --fused
     python benchmarks/run.py --only convergence --fused --row0-weights --seed-list 2 3

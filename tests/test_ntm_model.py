@@ -303,12 +303,14 @@ def test_presets_load_and_run() -> None:
     assert set(NTMConfig.preset_names()) == {
         "copy", "repeat_copy", "associative_recall", "priority_sort", "tiny",
         "copy-row0", "repeat_copy-row0", "associative_recall-row0", "priority_sort-row0",
+        "copy-row0-gamma2",
     }  # fmt: skip
     channels = {
         "copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
         "priority_sort": (10, 8), "tiny": (9, 8),
     }  # fmt: skip
     channels.update({f"{k}-row0": v for k, v in channels.items() if k != "tiny"})
+    channels["copy-row0-gamma2"] = channels["copy"]
     for name in NTMConfig.preset_names():
         cfg = NTMConfig.preset(name)
         assert (cfg.input_size, cfg.output_size) == channels[name]
@@ -318,6 +320,8 @@ def test_presets_load_and_run() -> None:
     for task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
         row0 = NTMConfig.preset(f"{task}-row0")
         assert row0 == NTMConfig.preset(task, learn_initial_weights=False)
+    # the benchmark's and the shipped copy NTM: row 0, sharpening bounded at 2
+    assert NTMConfig.preset("copy-row0-gamma2") == NTMConfig.preset("copy-row0", gamma_max=2.0)
     copy = NTMConfig.preset("copy")
     assert (copy.controller, copy.controller_size, copy.memory_rows, copy.memory_width) == (
         "lstm", 100, 128, 20,
@@ -326,7 +330,7 @@ def test_presets_load_and_run() -> None:
     sort = NTMConfig.preset("priority_sort")
     assert (sort.read_heads, sort.write_heads, sort.controller_layers) == (5, 5, 2)
     assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny"} - {
-        n for n in NTMConfig.preset_names() if n.endswith("-row0")
+        n for n in NTMConfig.preset_names() if "-row0" in n
     }
     over = NTMConfig.preset("copy", input_size=4, output_size=3, memory_rows=32)
     assert (over.input_size, over.output_size, over.memory_rows) == (4, 3, 32)

@@ -256,9 +256,8 @@ _PRESETS: dict[str, dict] = {
 for _task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
     _PRESETS[f"{_task}-row0"] = {**_PRESETS[_task], "learn_initial_weights": False}
 # "copy-row0-gamma2": the row-0 copy NTM with every head's sharpening exponent bounded at 2
-# (gamma_max), trained with the "fast-adam-settle10" recipe: the benchmark's model and the shipped
-# copy NTM. The bound removed the relapses after convergence on 40 of 40 seeds, where the
-# unbounded model relapsed in 8 of 20 ("Performance and stability" appendix, issue 7).
+# (gamma_max; its docstring has the measurement): the benchmark's model and the shipped copy NTM,
+# trained with the "fast-adam-settle10" recipe.
 _PRESETS["copy-row0-gamma2"] = {**_PRESETS["copy-row0"], "gamma_max": 2.0}
 
 

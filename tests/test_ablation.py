@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import matplotlib
 import pytest
@@ -16,7 +15,6 @@ from neural_memory.training import LOG_COLUMNS
 
 matplotlib.use("Agg")
 
-STORED = Path(__file__).resolve().parents[1] / "results" / "ablation"
 
 
 def test_variants_build_valid_configs_and_change_one_thing():
@@ -64,7 +62,7 @@ def test_tiny_run_writes_a_loadable_log(tmp_path):
 
 
 def test_stored_results_schema():
-    summary, curves = ablation.load_results(STORED)
+    summary, curves = ablation.load_results()
     for key in ("command", "code_version", "recipe", "budget_sequences", "seeds", "machine", "runs"):
         assert key in summary
     budget = summary["budget_sequences"]
@@ -85,7 +83,7 @@ def test_stored_results_schema():
 def test_plots_draw_the_stored_results():
     from neural_memory.viz.ablation import ablation_bars, ablation_curves
 
-    summary, curves = ablation.load_results(STORED)
+    summary, curves = ablation.load_results()
     axes = ablation_curves(summary, curves)
     assert axes[0, 0].get_lines()
     ax = ablation_bars(summary)
@@ -96,5 +94,5 @@ def test_plots_draw_the_stored_results():
 
 
 def test_summary_json_is_plain_json():
-    text = (STORED / "summary.json").read_text()
+    text = (ablation.STORED / "summary.json").read_text()
     assert isinstance(json.loads(text)["runs"], dict)

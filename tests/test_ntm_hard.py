@@ -217,12 +217,12 @@ def test_the_experiment_runs_scores_and_reloads(tmp_path):
     assert run["entropy_bits"]["read_soft"] > 0
     assert summary["runs"]["soft-seed0"]["entropy_bits"]["read"] > 0
     assert set(run["beyond"]) == {"length=20", "length=40", "length=60"}
-    loaded, curves = experiment.load_results(tmp_path / "out", "copy")
+    loaded, curves = experiment.load_results("copy", tmp_path / "out")
     assert loaded["runs"] == json.loads(json.dumps(summary["runs"]))
     assert [r["sequences"] for r in curves["soft-seed0"]] == [64.0]
     table = experiment.summarise(loaded)
     assert [r["variant"] for r in table] == ["soft", "hard_both"]
-    model = experiment.load_model(tmp_path / "out", "copy", "hard_both")
+    model = experiment.load_model("copy", "hard_both", out_dir=tmp_path / "out")
     assert model.config.hard_addressing == "both"
     again = experiment.run_all("copy", [0], tmp_path / "out", tmp_path / "work", "test",
                                variants=["soft", "hard_both"], budget=64, eval_sequences=8)  # nothing left to run

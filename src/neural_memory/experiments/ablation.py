@@ -48,6 +48,7 @@ import torch
 import neural_memory
 from neural_memory.checkpoint import write_csv
 from neural_memory.experiments.common import (
+    STORED_RESULTS,
     code_version,
     load_summary,
     machine_description,
@@ -64,6 +65,7 @@ from neural_memory.training import (
 )
 
 __all__ = [
+    "STORED",
     "BASE_MODEL",
     "BASE_RECIPE",
     "CONVERGED_BELOW",
@@ -76,6 +78,9 @@ __all__ = [
     "summarise",
     "variant_names",
 ]
+
+#: Where the book's runs of this experiment are stored (inside the package).
+STORED = STORED_RESULTS / "ablation"
 
 #: The reduced copy task: lengths 1..6 (the paper trains on 1..20).
 TASK_SIZE: dict[str, int] = {"min_length": 1, "max_length": 6}
@@ -248,9 +253,11 @@ def run_all(seeds: list[int], budget: int, out_dir: str | Path, command: str,
     )
 
 
-def load_results(out_dir: str | Path) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
-    """The stored ablation: ``(summary, curves)`` where ``curves[run]`` is the run's log rows."""
-    return load_summary(out_dir, "python -m neural_memory.experiments.ablation")
+def load_results(out_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """An ablation's runs: ``(summary, curves)`` where ``curves[run]`` is the run's log rows;
+    by default the book's stored runs (:data:`STORED`, shipped with the package)."""
+    return load_summary(STORED if out_dir is None else out_dir,
+                        "python -m neural_memory.experiments.ablation")
 
 
 def summarise(summary: dict[str, Any]) -> list[dict[str, Any]]:

@@ -15,7 +15,11 @@ import torch
 from neural_memory.checkpoint import atomic_write_text, read_csv
 from neural_memory.training import LOG_COLUMNS
 
-__all__ = ["code_version", "load_summary", "machine_description", "run_missing"]
+__all__ = ["STORED_RESULTS", "code_version", "load_summary", "machine_description", "run_missing"]
+
+#: The book's stored experiment runs, shipped inside the package so that a plain install (as on
+#: Colab) has them: ``ablation/`` (chapter 27) and ``hard/<task>/`` (Part IV).
+STORED_RESULTS = Path(__file__).resolve().parents[1] / "data" / "results"
 
 
 def code_version() -> str:

@@ -50,6 +50,7 @@ import torch
 import neural_memory
 from neural_memory.checkpoint import load_checkpoint
 from neural_memory.experiments.common import (
+    STORED_RESULTS,
     code_version,
     load_summary,
     machine_description,
@@ -61,6 +62,7 @@ from neural_memory.tasks import get_task
 from neural_memory.training import TrainConfig, evaluate_model, run_training
 
 __all__ = [
+    "STORED",
     "CONVERGED_BELOW",
     "TASKS",
     "VARIANTS",
@@ -75,6 +77,9 @@ __all__ = [
     "train_config",
     "weighting_entropy",
 ]
+
+#: Where the book's runs of this experiment are stored (inside the package).
+STORED = STORED_RESULTS / "hard"
 
 #: A run converged when its final bit errors per sequence in the training range are below this.
 CONVERGED_BELOW = 0.1
@@ -244,14 +249,18 @@ def run_all(task: str, seeds: list[int], out_dir: str | Path, work_dir: str | Pa
     )
 
 
-def load_results(out_dir: str | Path, task: str) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
-    """The stored runs of one task: ``(summary, curves)``, ``curves[run]`` its log rows."""
-    return load_summary(Path(out_dir) / task, f"python -m neural_memory.experiments.hard --task {task}")
+def load_results(task: str, out_dir: str | Path | None = None) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
+    """The runs of one task: ``(summary, curves)``, ``curves[run]`` its log rows; by default the
+    book's stored runs (:data:`STORED`, shipped with the package)."""
+    return load_summary(Path(STORED if out_dir is None else out_dir) / task,
+                        f"python -m neural_memory.experiments.hard --task {task}")
 
 
-def load_model(out_dir: str | Path, task: str, variant: str, seed: int = 0) -> NTM:
-    """The exported (float16-rounded) final model of one (task, variant, seed)."""
-    path = Path(out_dir) / task / "models" / run_key(get_variant(variant).name, seed) / f"{task}-ntm.pt"
+def load_model(task: str, variant: str, seed: int = 0, out_dir: str | Path | None = None) -> NTM:
+    """The exported (float16-rounded) final model of one (task, variant, seed); by default from
+    the book's stored runs."""
+    path = (Path(STORED if out_dir is None else out_dir) / task / "models"
+            / run_key(get_variant(variant).name, seed) / f"{task}-ntm.pt")
     return load_checkpoint(path, model_config(task, variant), task=task, model_kind="ntm").model
 
 

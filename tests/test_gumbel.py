@@ -289,3 +289,24 @@ def test_viz_helpers_draw_what_they_are_given():
     axes = plot_image_reads(torch.rand(3, 64), torch.rand(3, 64), ["a"] * 3, ["b"] * 3)
     assert axes.shape == (2, 3)
     plt.close("all")
+
+
+def test_training_curve_seed_scores_and_read_distances_draw_their_data():
+    import matplotlib.pyplot as plt
+
+    from neural_memory.viz.gumbel import plot_read_distances, plot_seed_scores, plot_training_curve
+
+    losses = [1.0 / (i + 1) for i in range(100)]
+    ax = plot_training_curve(losses, window=10, floor=0.01)
+    every, mean = ax.lines[0].get_ydata(), ax.lines[1].get_ydata()
+    assert list(every) == pytest.approx(losses) and len(mean) == 91
+    assert mean[0] == pytest.approx(sum(losses[:10]) / 10)
+    assert ax.get_yscale() == "log" and len(ax.lines) == 3  # every, mean, floor
+    ax = plot_seed_scores({"a": [1.0, 2.0, 3.0], "b": [4.0, 6.0]}, reference=1.0)
+    assert [p.get_height() for p in ax.patches] == pytest.approx([2.0, 5.0])  # bars: the means
+    dots = [list(c.get_offsets()[:, 1]) for c in ax.collections]
+    assert dots == [[1.0, 2.0, 3.0], [4.0, 6.0]]
+    distance = torch.tensor([1.0, 2.0, 3.0, 9.0])
+    ax = plot_read_distances(distance, torch.tensor([True, True, True, False]), bins=3)
+    assert [line.get_xdata()[0] for line in ax.lines] == pytest.approx([2.0, 9.0])  # the means
+    plt.close("all")

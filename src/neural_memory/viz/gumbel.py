@@ -7,7 +7,7 @@ seeded generator, so a chapter's figure is one call. Functions return the axes (
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,9 +26,12 @@ __all__ = [
     "plot_images",
     "plot_memory_fit",
     "plot_probs_vs_frequencies",
+    "plot_read_distances",
     "plot_read_weights",
+    "plot_seed_scores",
     "plot_slot_usage",
     "plot_temperature_samples",
+    "plot_training_curve",
     "temperature_widget",
 ]
 
@@ -198,6 +201,54 @@ def plot_memory_fit(x: torch.Tensor, y: torch.Tensor, x_grid: torch.Tensor | Non
     return ax
 
 
+def plot_training_curve(losses: Sequence[float], ax: Axes | None = None, window: int = 25,
+                        floor: float | None = None, floor_label: str = "noise floor",
+                        ylabel: str = "training MSE", title: str | None = None) -> Axes:
+    """The loss of every training iteration (thin) and its running mean over ``window``
+    iterations (thick), on a log scale; ``floor`` draws a horizontal reference line."""
+    ax = _axes(ax, width=5.5, height=3.0)
+    y = _np(losses).ravel()
+    it = np.arange(len(y))
+    ax.plot(it, y, color=PALETTE[0], lw=0.6, alpha=0.4, label="every iteration")
+    if len(y) >= window:
+        mean = np.convolve(y, np.ones(window) / window, mode="valid")
+        ax.plot(it[window - 1:], mean, color=PALETTE[0], lw=2, label=f"mean of the last {window}")
+    if floor is not None:
+        ax.axhline(floor, color="0.3", lw=1, ls=":", label=floor_label)
+    ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_seed_scores(scores: Mapping[str, Sequence[float]], ax: Axes | None = None,
+                     reference: float | None = None, reference_label: str | None = None,
+                     ylabel: str = "score", title: str | None = None) -> Axes:
+    """One group per key: a dot per seed and a bar at the mean over seeds; ``reference`` draws a
+    horizontal line (e.g. the best possible value)."""
+    names = list(scores)
+    ax = _axes(ax, width=max(3.5, 1.6 * len(names)), height=3.0)
+    for i, name in enumerate(names):
+        values = _np(scores[name]).ravel()
+        colour = PALETTE[i % len(PALETTE)]
+        ax.bar(i, values.mean(), width=0.6, color=colour, alpha=0.35,
+               label="mean over seeds" if i == 0 else None)
+        offsets = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(i + offsets, values, color=colour, s=22, zorder=3,
+                   label="one seed" if i == 0 else None)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", lw=1, ls=":", label=reference_label)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
 def plot_slot_usage(indices: torch.Tensor, n_rows: int, ax: Axes | None = None,
                     title: str | None = "rows read", labels: Sequence[str] | None = None) -> Axes:
     """Fraction of inputs that read each memory row."""
@@ -239,6 +290,25 @@ def plot_images(images: torch.Tensor, titles: Sequence[str] | None = None, axes=
         if titles is not None:
             ax.set_title(titles[i], fontsize=9)
     return axes
+
+
+def plot_read_distances(distance: torch.Tensor, correct: torch.Tensor, ax: Axes | None = None,
+                        bins: int = 30, title: str | None = None) -> Axes:
+    """Histograms of the distance between each input and the image it read, for the reads of
+    the right class and the wrong ones (each normalised to a density; dashed lines: the means)."""
+    d, ok = _np(distance).ravel(), _np(correct).ravel().astype(bool)
+    ax = _axes(ax, width=5.0, height=3.0)
+    edges = np.linspace(0.0, d.max(), bins + 1)
+    for colour, mask, label in ((PALETTE[2], ok, "right class"), (PALETTE[3], ~ok, "wrong class")):
+        ax.hist(d[mask], bins=edges, density=True, alpha=0.5, color=colour,
+                label=f"{label} ({int(mask.sum())} reads)")
+        ax.axvline(d[mask].mean(), color=colour, lw=1.5, ls="--")
+    ax.set_xlabel(r"$\lVert \mathbf{x} - \mathbf{r} \rVert^2$")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
 
 
 def plot_image_reads(inputs: torch.Tensor, read_images: torch.Tensor, input_titles: Sequence[str],

@@ -303,7 +303,7 @@ def plot_read_distances(distance: torch.Tensor, correct: torch.Tensor, ax: Axes 
         ax.hist(d[mask], bins=edges, density=True, alpha=0.5, color=colour,
                 label=f"{label} ({int(mask.sum())} reads)")
         ax.axvline(d[mask].mean(), color=colour, lw=1.5, ls="--")
-    ax.set_xlabel(r"$\lVert \mathbf{x} - \mathbf{r} \rVert^2$")
+    ax.set_xlabel("squared distance ||x - read||²")
     ax.set_ylabel("density")
     ax.legend(fontsize=8)
     if title:

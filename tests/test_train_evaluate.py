@@ -653,3 +653,139 @@ def test_focus_on_the_sizes_with_errors(tmp_path):
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["size_errors"] and "focus_sizes" not in group
+
+
+# --------------------------------------------------------------------------- train's bad input
+
+# (arguments after --task copy, a fragment the message must contain). "{run}" is a directory
+# holding a finished tiny LSTM run (seed 0, the tiny recipe, 8 sequences), "{export}" its
+# float16 export (weights only, no resume state), "{file}" a plain file; "{out}" is fresh.
+LSTM, NTM = ["--model", "lstm", "--preset", "tiny"], ["--model", "ntm", "--preset", "tiny"]
+BAD_TRAIN_INPUT = [
+    (["--model", "lstm", "--preset", "nosuch"], "'nosuch'"),
+    (["--model", "ntm", "--preset", "nosuch"], "'nosuch'"),
+    ([*LSTM, "--recipe", "nosuch"], "'nosuch'"),
+    ([*LSTM, "--sequences", "-3"], "got -3"),
+    ([*LSTM, "--sequences", "0"], "got 0"),
+    ([*LSTM, "--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    ([*LSTM, "--batch-size", "-4"], "got -4"),
+    ([*LSTM, "--lr", "0"], "lr must be a finite number > 0, got 0.0"),
+    ([*LSTM, "--lr", "-1"], "got -1.0"),
+    ([*LSTM, "--lr", "nan"], "got nan"),
+    ([*LSTM, "--lr", "inf"], "got inf"),
+    ([*LSTM, "--eps", "0"], "eps must be a finite number > 0, got 0.0"),
+    ([*LSTM, "--alpha", "0"], "alpha must be in (0, 1], got 0.0"),
+    ([*LSTM, "--momentum", "-1"], "momentum must be in [0, 1), got -1.0"),
+    ([*LSTM, "--momentum", "1.5"], "got 1.5"),
+    ([*LSTM, "--clip-value", "-1"], "clip_value must be > 0 or None, got -1.0"),
+    ([*LSTM, "--clip-norm", "-2"], "clip_norm must be > 0 or None, got -2.0"),
+    ([*LSTM, "--spike-clip", "0.5"], "got 0.5"),
+    ([*LSTM, "--weight-noise", "-1"], "got -1.0"),
+    ([*LSTM, "--curriculum-sequences", "-1"], "got -1"),
+    ([*LSTM, "--curriculum-start", "2"], "got 2.0"),
+    ([*LSTM, "--log-every", "0"], "log_every must be a positive integer, got 0"),
+    ([*LSTM, "--checkpoint-every", "0"], "got 0"),
+    ([*LSTM, "--eval-sequences", "0"], "got 0"),
+    ([*LSTM, "--lr-drop-below", "-1"], "got -1.0"),
+    ([*LSTM, "--lr-drop-factor", "0"], "got 0.0"),
+    ([*LSTM, "--hard-tau-start", "0"], "got 0.0"),
+    ([*LSTM, "--hard-mix-start", "2"], "got 2.0"),
+    ([*LSTM, "--hard-anneal-sequences", "-1"], "got -1"),
+    ([*LSTM, "--fused-optimizer"], "got optimizer='rmsprop'"),
+    ([*NTM, "--set", "memory_rows=abc"], "memory_rows expects an integer, got 'abc'"),
+    ([*NTM, "--set", "learn_initial_weights=maybe"], "got 'maybe'"),
+    ([*NTM, "--set", "gamma_max=big"], "expects a number or none, got 'big'"),
+    ([*NTM, "--set", "memory_init_value=x"], "expects a number, got 'x'"),
+    ([*NTM, "--set", "nosuch=1"], "got 'nosuch'"),
+    ([*NTM, "--set", "memory_rows"], "expects FIELD=VALUE, got 'memory_rows'"),
+    ([*NTM, "--set", "memory_rows=0"], "memory_rows must be an integer >= 1; got 0"),
+    ([*NTM, "--set", "controller=gru"], "got 'gru'"),
+    ([*NTM, "--set", "gamma_max=0.5"], "got 0.5"),
+    ([*NTM, "--set", "input_size=5"], "expected 9, got 5"),
+    ([*LSTM, "--set", "hidden_size=-4"], "got -4"),
+    ([*LSTM, "--set", "memory_rows=8"], "got 'memory_rows'"),
+    ([*LSTM, "--threads", "0"], "--threads expects a positive integer, got 0"),
+    ([*LSTM, "--threads", "-2"], "got -2"),
+    ([*LSTM, "--seed", "-1"], "got -1"),
+    ([*LSTM, "--device", "nosuchdevice"], "got 'nosuchdevice'"),
+    ([*LSTM, "--device", "meta"], "got 'meta'"),
+    ([*LSTM, "--fused"], "expected --model ntm, got --model lstm"),
+    ([*NTM, "--set", "hard_addressing=read", "--fused"], "hard_addressing='read'"),
+    ([*LSTM, "--out", "{file}"], "--out expects a directory, got the file"),
+    ([*LSTM, "--export", "{file}"], "--export expects a directory, got the file"),
+    ([*LSTM, "--resume"], "got no checkpoint there"),
+    ([*NTM, "--resume", "--out", "{run}"], "got no checkpoint there"),
+    ([*LSTM, "--resume", "--out", "{run}", "--set", "hidden_size=32"],
+     "hidden_size: checkpoint=16, expected=32"),
+    (["--model", "lstm", "--preset", "small", "--recipe", "tiny", "--resume", "--out", "{run}"],
+     "hidden_size: checkpoint=16, expected=128"),
+    ([*LSTM, "--resume", "--out", "{run}", "--lr", "0.5"], "lr: checkpoint=0.001, now=0.5"),
+    ([*LSTM, "--resume", "--out", "{run}", "--seed", "3"], "seed 0; expected the same seed, got 3"),
+    ([*LSTM, "--resume", "--out", "{export}"], "without optimizer"),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A directory with a finished tiny LSTM run on copy, and one with its float16 export."""
+    root = tmp_path_factory.mktemp("finished")
+    code = train_main(["--task", "copy", "--model", "lstm", "--out", str(root / "run"), *TINY,
+                       "--sequences", "8", "--export", str(root / "export")])
+    assert code == 0
+    return root
+
+
+def _case_id(value) -> str:
+    return " ".join(value) if isinstance(value, list) else ""
+
+
+@pytest.mark.parametrize("args, fragment", BAD_TRAIN_INPUT, ids=_case_id)
+def test_train_answers_bad_input_with_one_error_line(args, fragment, finished_run, tmp_path,
+                                                     capsys):
+    plain_file = tmp_path / "a-file"
+    plain_file.write_text("not a directory\n")
+    places = {"{run}": finished_run / "run", "{export}": finished_run / "export",
+              "{file}": plain_file}
+    args = [str(places.get(a, a)) for a in args]
+    out = tmp_path / "out"
+    argv = ["--task", "copy", "--no-progress", "--out", str(out), *args]
+    before = {p: p.stat().st_mtime_ns for p in (finished_run / "run").iterdir()}
+    capsys.readouterr()
+    assert train_main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[-1].startswith("error: "), captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert fragment in lines[-1]
+    assert not out.exists()  # refused before anything was written
+    assert {p: p.stat().st_mtime_ns for p in (finished_run / "run").iterdir()} == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "lstm", "--clip-value", "abc"],
+     "argument --clip-value: expected a number or 'none', got 'abc'"),
+    (["--model", "lstm", "--sequences", "many"], "argument --sequences: invalid int value: 'many'"),
+    (["--model", "gru"], "argument --model: invalid choice: 'gru'"),
+])
+def test_train_argument_syntax_errors_are_argparse_errors(args, fragment, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train_main(["--task", "copy", "--out", str(tmp_path / "out"), *args])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    last = [line for line in err.splitlines() if line.strip()][-1]
+    assert last.startswith("python -m neural_memory.train: error: ") and fragment in last
+    assert "Traceback" not in err
+
+
+def test_train_reports_a_diverging_run_as_one_error_line(tmp_path, capsys, monkeypatch):
+    import neural_memory.train as train_cli
+
+    def diverge(*args, **kwargs):
+        raise FloatingPointError("the training loss became nan; lower the learning rate")
+
+    monkeypatch.setattr(train_cli, "run_training", diverge)
+    argv = ["--task", "copy", "--model", "lstm", "--out", str(tmp_path / "out"), *TINY]
+    assert train_main(argv) == 1
+    assert capsys.readouterr().err == (
+        "error: training diverged: the training loss became nan; lower the learning rate\n"
+    )

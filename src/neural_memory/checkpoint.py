@@ -291,7 +291,7 @@ def load_checkpoint(
         diff = config_differences(config, expected_config)
         if diff:
             raise CheckpointError(
-                f"checkpoint {path} has a different config than expected:\n  " + "\n  ".join(diff)
+                f"checkpoint {path} has a different config than expected: " + "; ".join(diff)
             )
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)

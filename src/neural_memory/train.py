@@ -15,31 +15,53 @@ Defaults: the model preset is the paper's for the NTM and ``small`` for the LSTM
 with momentum 0.9, gradients clipped to [-10, 10]) or ``tiny`` with the tiny preset. Every
 field of the recipe can be overridden by a flag. The model's input and output sizes always come
 from the task.
+
+A bad argument or configuration (an unknown preset or recipe, a value a config refuses, a
+``--set`` that does not parse, a device torch cannot use here, a ``--resume`` that finds no
+matching run in ``--out``) is answered with one ``error: ...`` line on stderr and exit status 2,
+before any training. Argument syntax errors (an unknown flag, a number that does not parse) are
+argparse's: the usage, then ``python -m neural_memory.train: error: ...``, status 2. A run that
+diverges (a non-finite loss) ends with one ``error: training diverged: ...`` line, status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from neural_memory.checkpoint import MODEL_KINDS
+from neural_memory.checkpoint import MODEL_KINDS, CheckpointError
+from neural_memory.ntm.fused import check_device, check_supported
 from neural_memory.tasks import TASKS, get_task
 from neural_memory.training import (
     TrainConfig,
     default_preset,
     default_recipe,
     model_config_for,
+    run_name,
     run_training,
 )
 
+#: ``--seed`` seeds torch's generators, which take at most 64 bits; the evaluation data use
+#: ``seed + 1_000_003``, so the seed is kept to 63 bits.
+MAX_SEED = 2**63 - 1
+
 
 def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "off", "0") else float(text)
+    """A number, or ``none``/``off``/``0`` for None (an option switched off)."""
+    if text.lower() in ("none", "off", "0"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,53 +123,158 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse_overrides(items: Sequence[str], config, flag: str = "--set") -> dict:
-    """``["field=value", ...]`` as typed overrides of a config dataclass's fields (``flag``
-    names the command-line option in the errors)."""
-    kinds = {f.name: f.type for f in fields(config)}
-    out = {}
+def override_values(items: Sequence[str], config: Any, flag: str = "--set") -> dict:
+    """``["field=value", ...]`` as typed overrides of a config dataclass's fields, each value
+    read by its field's annotation: ``true``/``false`` for a bool, an integer, a number (``none``
+    too where the field may be None) or a string. Raises ValueError naming the option
+    (``flag``), what it expected and what it got. The values themselves are checked by the
+    config class when the overrides are applied."""
+    kinds = {f.name: set(re.findall(r"\w+", str(f.type))) for f in fields(config)}
+    cls = type(config).__name__
+    out: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or name not in kinds:
-            raise SystemExit(f"{flag} expects FIELD=VALUE with FIELD one of {sorted(kinds)}, got {item!r}")
-        current = getattr(config, name)
-        if isinstance(current, bool):
+        if not sep:
+            raise ValueError(f"{flag} expects FIELD=VALUE, got {item!r}")
+        if name not in kinds:
+            raise ValueError(
+                f"{flag} expects a field of {cls} (one of {', '.join(sorted(kinds))}), got {name!r}"
+            )
+        words = kinds[name]
+        optional = "None" in words and "str" not in words  # "none" is a value of some strings
+        if optional and text.lower() == "none":
+            out[name] = None
+        elif "bool" in words:
             if text.lower() not in ("true", "false"):
-                raise SystemExit(f"{flag} {name} expects true or false, got {text!r}")
+                raise ValueError(f"{flag} {name} expects true or false, got {text!r}")
             out[name] = text.lower() == "true"
-        elif isinstance(current, int):
-            out[name] = int(text)
-        elif isinstance(current, float) or current is None:
-            out[name] = None if text.lower() == "none" else float(text)
+        elif "int" in words:
+            try:
+                out[name] = int(text)
+            except ValueError:
+                raise ValueError(f"{flag} {name} expects an integer, got {text!r}") from None
+        elif "float" in words:
+            try:
+                out[name] = float(text)
+            except ValueError:
+                what = "a number or none" if optional else "a number"
+                raise ValueError(f"{flag} {name} expects {what}, got {text!r}") from None
         else:
             out[name] = text
     return out
 
 
+def parse_overrides(items: Sequence[str], config: Any, flag: str = "--set") -> dict:
+    """:func:`override_values` for scripts that stop at a bad override: the ValueError becomes
+    ``SystemExit("error: <message>")`` (the message on stderr, exit status 1)."""
+    try:
+        return override_values(items, config, flag)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 def recipe_from_args(args: argparse.Namespace, preset: str) -> TrainConfig:
+    """The recipe (``--recipe``, or the default for the task, model and preset) with the recipe
+    flags given on the command line; ValueError for an unknown recipe or a refused value."""
     recipe = TrainConfig.preset(args.recipe or default_recipe(args.task, args.model, preset))
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name in vars(args)}
     return replace(recipe, **overrides)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+def check_device_arg(text: str) -> None:
+    """Raise ValueError unless ``text`` names a torch device that can hold a tensor here."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(
+            f"--device expects a torch device such as cpu, cuda or cuda:1, got {text!r}"
+        ) from None
+    if device.type == "meta":
+        raise ValueError(
+            f"--device expects a device that holds data (cpu, cuda, ...), got {text!r}"
+        )
+    try:
+        torch.zeros(1, device=device)
+    except Exception as err:  # each backend has its own error for a device it lacks
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        if len(reason) > 100:
+            reason = reason[:100] + "..."
+        raise ValueError(
+            f"--device expects a device available to this torch, got {text!r} ({reason})"
+        ) from None
+
+
+def configure(args: argparse.Namespace) -> tuple[str, Any, TrainConfig, Path]:
+    """Check the parsed arguments and build the run from them: ``(preset, model config,
+    recipe, output directory)``. Every refusal is a ValueError whose message names what was
+    expected and what was given."""
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads expects a positive integer, got {args.threads}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise ValueError(f"--seed expects an integer from 0 to 2**63 - 1, got {args.seed}")
+    check_device_arg(args.device)
     task = get_task(args.task)
     preset = args.preset or default_preset(args.task, args.model)
-    model_config = model_config_for(task, args.model, preset)
+    model_config = model_config_for(task, args.model, preset)  # ValueError: unknown preset
     if args.set:
-        model_config = replace(model_config, **parse_overrides(args.set, model_config))
+        overrides = override_values(args.set, model_config)
+        for name in ("input_size", "output_size"):
+            if name in overrides and overrides[name] != getattr(model_config, name):
+                raise ValueError(
+                    f"--set {name}: the task {args.task} fixes it; expected "
+                    f"{getattr(model_config, name)}, got {overrides[name]}"
+                )
+        try:
+            model_config = replace(model_config, **overrides)
+        except ValueError as err:
+            raise ValueError(f"--set: {err}") from None
     recipe = recipe_from_args(args, preset)
-    out = args.out or f"runs/{args.task}-{args.model}"
+    if args.fused:
+        if args.model != "ntm":
+            raise ValueError(f"--fused applies to the NTM only; expected --model ntm, got "
+                             f"--model {args.model}")
+        check_device(args.device)  # the fused unroll is CPU code
+        check_supported(model_config)  # soft heads only
+    out = Path(args.out or f"runs/{run_name(args.task, args.model)}")
+    for flag, path in (("--out", out), ("--export", args.export)):
+        if path is not None and Path(path).exists() and not Path(path).is_dir():
+            raise ValueError(f"{flag} expects a directory, got the file {path}")
+    return preset, model_config, recipe, out
+
+
+def _error(err: BaseException | str, status: int = 2) -> int:
+    """Print ``error: <message>`` on stderr as one line (a message of several lines is joined)
+    and return ``status``."""
+    message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+    print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)  # syntax errors: argparse's message, exit status 2
+    try:
+        preset, model_config, recipe, out = configure(args)
+    except ValueError as err:
+        return _error(err)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     command = shlex.join(["python", "-m", "neural_memory.train", *argv])
-    result = run_training(
-        args.task, args.model, model_config, recipe, out, seed=args.seed, resume=args.resume,
-        command=command, progress=not args.no_progress, device=args.device, export_dir=args.export,
-        fused=args.fused,
-    )
+    try:
+        result = run_training(
+            args.task, args.model, model_config, recipe, out, seed=args.seed,
+            resume=args.resume, command=command, progress=not args.no_progress,
+            device=args.device, export_dir=args.export, fused=args.fused,
+        )
+    except CheckpointError as err:
+        # --resume found no checkpoint in --out, or one of another config, recipe or seed, or
+        # one without resume state, or a file that cannot be read (all refused before any
+        # training); or, at the end, --export could not read the finished run back.
+        return _error(err)
+    except FloatingPointError as err:
+        # The run diverged (a non-finite loss or gradient norm): not a bad command, so exit
+        # status 1, not 2; one error line all the same, and the last checkpoint stays in --out.
+        return _error(f"training diverged: {err}", status=1)
     params = sum(p.numel() for p in result.model.parameters())
     print(f"run: task={args.task} model={args.model} preset={preset} parameters={params} seed={args.seed}")
     print(f"recipe: {recipe}")

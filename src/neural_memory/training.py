@@ -160,9 +160,16 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.optimizer not in ("rmsprop", "adam"):
             raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
-        for name in ("lr", "alpha", "eps"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("lr", "eps"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
+        # RMSProp's decay of its running averages and its momentum (torch refuses a negative
+        # momentum only when the optimizer is built; here the recipe is refused at once).
+        if not (isinstance(self.alpha, (int, float)) and 0 < self.alpha <= 1):
+            raise ValueError(f"TrainConfig.alpha must be in (0, 1], got {self.alpha!r}")
+        if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
+            raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
         for name in ("batch_size", "sequences", "log_every", "checkpoint_every", "eval_sequences"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -193,7 +200,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a bool, got {value!r}")
             if value and self.optimizer != "adam":
                 raise ValueError(f"TrainConfig.{name}=True needs optimizer='adam' (an option of "
-                                 "Adam; RMSProp has no counterpart here)")
+                                 "Adam; RMSProp has no counterpart here), got "
+                                 f"optimizer={self.optimizer!r}")
         if not 0 < self.lr_drop_factor <= 1:
             raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
         if self.mixed_lengths not in MIXED_LENGTHS:
@@ -209,17 +217,21 @@ class TrainConfig:
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be a bool, got {value!r}")
         if self.weight_noise_from_drop and self.weight_noise is None:
-            raise ValueError("weight_noise_from_drop needs a weight_noise (a standard deviation)")
+            raise ValueError("weight_noise_from_drop needs a weight_noise (a standard deviation), "
+                             "got weight_noise=None")
         at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
             or self.lr_half_life_after_drop or self.lr_drop_delay or self.weight_noise_from_drop
         if at_drop and (self.lr_drop_below is None or self.lr_drop_factor == 1):
             raise ValueError("mixed_lengths='after-drop', amsgrad_after_drop, "
                              "lr_half_life_after_drop, lr_drop_delay and weight_noise_from_drop "
-                             "act at the learning-rate drop: set lr_drop_below and an "
-                             "lr_drop_factor below 1")
+                             "act at the learning-rate drop: expected lr_drop_below set and an "
+                             f"lr_drop_factor below 1, got lr_drop_below={self.lr_drop_below!r} "
+                             f"and lr_drop_factor={self.lr_drop_factor!r}")
         if self.lr_follow_errors is not None and self.lr_drop_below is not None:
             raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
-                             "learning rate; set one of them")
+                             "learning rate; expected one of them set, got both "
+                             f"(lr_follow_errors={self.lr_follow_errors!r}, "
+                             f"lr_drop_below={self.lr_drop_below!r})")
         # Numbers (not bools) that must be finite and in range; the optional ones when set.
         ranges = {"spike_clip_beta": ("in (0, 1)", lambda v: 0 < v < 1),
                   "lr_follow_power": ("> 0", lambda v: v > 0),
@@ -756,9 +768,14 @@ def run_training(
             f"the model config has {model_config.input_size} and {model_config.output_size}"
         )
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     name = run_name(task_name, model_kind)
     ckpt_path, log_path = out_dir / f"{name}.pt", out_dir / f"{name}.csv"
+    if resume and not ckpt_path.exists():  # before anything is created or built
+        raise CheckpointError(
+            f"--resume expects the checkpoint {ckpt_path} of an earlier run, got no checkpoint "
+            "there (nothing to resume)"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(seed)  # model initialisation (and any randomness inside the model)
     model = build_model(model_kind, model_config).to(device)
@@ -771,19 +788,22 @@ def run_training(
     rows: list[list[float]] = []
 
     if resume:
-        if not ckpt_path.exists():
-            raise CheckpointError(f"--resume: there is no checkpoint {ckpt_path} to resume from")
         ckpt = load_checkpoint(ckpt_path, model_config, task=task_name, model_kind=model_kind)
-        if "optimizer" not in ckpt.state:
-            raise CheckpointError(f"checkpoint {ckpt_path} holds no optimizer state; it cannot be resumed")
+        missing = [k for k in ("optimizer", "rng", "train_state") if k not in ckpt.state]
+        if missing:
+            raise CheckpointError(
+                "--resume expects a checkpoint with resume state (optimizer, rng, train_state), "
+                f"got {ckpt_path} without {', '.join(missing)}; it cannot be resumed"
+            )
         diff = _train_config_differences(ckpt.manifest.get("train_config") or {}, train_config)
         if diff:
             raise CheckpointError(
-                f"checkpoint {ckpt_path} was trained with a different recipe:\n  " + "\n  ".join(diff)
+                f"checkpoint {ckpt_path} was trained with a different recipe: " + "; ".join(diff)
             )
         if ckpt.manifest.get("seed") != seed:
             raise CheckpointError(
-                f"checkpoint {ckpt_path} was trained with seed {ckpt.manifest.get('seed')}, not {seed}"
+                f"checkpoint {ckpt_path} was trained with seed {ckpt.manifest.get('seed')}; "
+                f"expected the same seed, got {seed}"
             )
         model.load_state_dict(ckpt.model.state_dict())
         optimizer.load_state_dict(ckpt.state["optimizer"])

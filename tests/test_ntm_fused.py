@@ -8,14 +8,20 @@ gradient check.
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import pytest
 import torch
 
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.ntm.fused import (
+    ANY_VALUE,
+    SUPPORTED_VALUES,
     FusedUnsupported,
     _FusedUnroll,
     _Meta,
+    check_supported,
     fused_available,
     load_extension,
 )
@@ -38,6 +44,11 @@ CONFIGS = {
     # more rows than the kernel's 32-row blocks, and a remainder (70 = 2 * 32 + 6)
     "rows-70-2r": {"memory_rows": 70, "read_heads": 2},
     "gamma-cap": {"gamma_max": 1.6, "read_heads": 2},
+    # the widest shift NTMConfig allows (K = N: the circular pad wraps the whole memory), several
+    # heads of each kind under a feedforward controller, and M_0 = 0 (zero row norms at step 0)
+    "feedforward-3r2w-k7-rows7-zero-memory": {"controller": "feedforward", "memory_rows": 7,
+                                              "num_shifts": 7, "read_heads": 3, "write_heads": 2,
+                                              "memory_init_value": 0.0},
 }
 
 
@@ -225,10 +236,84 @@ def test_fused_flag_is_not_part_of_the_state() -> None:
     torch.testing.assert_close(other(x), model(x), rtol=0, atol=1e-12)
 
 
+def test_allow_list_covers_every_config_field() -> None:
+    missing = [f.name for f in dataclasses.fields(NTMConfig) if f.name not in SUPPORTED_VALUES]
+    assert not missing, f"NTMConfig fields with no entry in fused.SUPPORTED_VALUES: {missing}"
+    stale = sorted(set(SUPPORTED_VALUES) - {f.name for f in dataclasses.fields(NTMConfig)})
+    assert not stale, f"fused.SUPPORTED_VALUES names fields NTMConfig does not have: {stale}"
+    for name, allowed in SUPPORTED_VALUES.items():
+        assert allowed is ANY_VALUE or (isinstance(allowed, tuple) and allowed), name
+
+
+def test_every_preset_and_tested_config_is_supported() -> None:
+    for name in NTMConfig.preset_names():
+        check_supported(NTMConfig.preset(name))
+    for overrides in CONFIGS.values():
+        check_supported(NTMConfig.preset("tiny", **overrides))
+
+
+RESTRICTED = sorted(name for name, allowed in SUPPORTED_VALUES.items() if allowed is not ANY_VALUE)
+# Values outside each restricted field's supported set. Those NTMConfig accepts come first; the
+# others are set on a config without NTMConfig's own checks (a field whose set of values grows
+# later must still be refused until the fused kernel implements the new ones).
+UNSUPPORTED = {"hard_addressing": "read", "controller": "gru", "memory_init": "orthogonal"}
+
+
+def _with_value(name: str, value) -> NTMConfig:
+    """The tiny preset with ``name`` set to ``value``, through NTMConfig's checks if it passes
+    them and around them otherwise."""
+    try:
+        return NTMConfig.preset("tiny", **{name: value})
+    except ValueError:
+        config = NTMConfig.preset("tiny")
+        object.__setattr__(config, name, value)
+        return config
+
+
+@pytest.mark.parametrize("name", RESTRICTED)
+def test_values_outside_the_allow_list_are_refused(name: str) -> None:
+    value = UNSUPPORTED.get(name, "unsupported")
+    assert value not in SUPPORTED_VALUES[name]
+    config = _with_value(name, value)
+    message = f"does not support {name}={value!r}; it supports {name} in ("
+    with pytest.raises(FusedUnsupported, match=re.escape(message)) as err:
+        check_supported(config)
+    assert "\n" not in str(err.value)
+    for allowed in SUPPORTED_VALUES[name]:
+        assert repr(allowed) in str(err.value)
+    # NTM.use_fused refuses it too (the config set after construction where NTM itself would
+    # refuse the value), and stays off.
+    try:
+        model = NTM(config)
+    except ValueError:
+        model = NTM(NTMConfig.preset("tiny"))
+        model.config = config
+    with pytest.raises(FusedUnsupported, match=f"{name}={value!r}"):
+        model.use_fused()
+    assert not model.fused
+
+
+@pytest.mark.parametrize("value", ["read", "write", "both"])
+def test_hard_heads_are_refused(value: str) -> None:
+    config = NTMConfig.preset("tiny", hard_addressing=value, memory_init_value=0.01)
+    with pytest.raises(FusedUnsupported, match=f"hard_addressing='{value}'.*'none'"):
+        NTM(config).use_fused()
+
+
+def test_a_field_missing_from_the_allow_list_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class ExtendedConfig(NTMConfig):
+        new_switch: bool = False
+
+    config = ExtendedConfig(input_size=9, output_size=8)
+    with pytest.raises(FusedUnsupported, match="does not support new_switch=False") as err:
+        check_supported(config)
+    assert "SUPPORTED_VALUES" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(FusedUnsupported, match="new_switch"):
+        NTM(config).use_fused()
+
+
 def test_unsupported_models_are_refused() -> None:
-    hard = NTM(NTMConfig.preset("tiny", hard_addressing="read"))
-    with pytest.raises(FusedUnsupported, match="soft addressing only"):
-        hard.use_fused()
     model = NTM(NTMConfig.preset("tiny")).use_fused()
     with pytest.raises(ValueError, match="alternatives"):
         model.compile_step()

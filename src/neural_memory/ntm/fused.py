@@ -1,4 +1,4 @@
-r"""The NTM's whole unroll as one C++ call with a hand-written backward pass (issue 7).
+r"""The NTM's whole unroll as one C++ call with a hand-written backward pass.
 
 The plain :class:`~neural_memory.ntm.NTM` forward pass is a Python loop over time that issues
 a few dozen small PyTorch operations per step; recording them for autograd and replaying their
@@ -33,16 +33,21 @@ numbers takes a slow path. Results differ from the plain path by float rounding 
 
 It is opt-in (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`, ``train --fused``):
 the first use compiles the extension (30-60 s here; cached afterwards under
-``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. Supported: LSTM or
-feedforward controllers of any depth, any number of read and write heads, any shift width and
-clip, a bound on the sharpening (``gamma_max``), float32 and float64 on the CPU; soft addressing
-only (``hard_addressing="none"``), and no trace (``return_trace=True`` runs the plain path,
-which computes the same values). The tests (``tests/test_ntm_fused.py``) compare outputs and gradients with the plain path in float64 and
-check the gradient numerically with ``torch.autograd.gradcheck``.
+``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. What it supports is
+an allow-list, :data:`SUPPORTED_VALUES`: for every :class:`~neural_memory.ntm.NTMConfig` field,
+the values the kernel implements (LSTM or feedforward controllers of any depth, any number of
+read and write heads, any shift width and clip, a bound on the sharpening (``gamma_max``), every
+initial-state choice; soft addressing only, ``hard_addressing="none"``).
+:func:`check_supported` refuses any other value, and any field the allow-list does not name.
+It runs in float32 and float64 on the CPU, and without a trace (``return_trace=True`` runs the
+plain path, which computes the same values). The tests (``tests/test_ntm_fused.py``) compare
+outputs and gradients with the plain path in float64 and check the gradient numerically with
+``torch.autograd.gradcheck``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
@@ -54,8 +59,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-__all__ = ["FusedUnsupported", "check_device", "check_supported", "fused_available",
-           "fused_unroll", "load_extension"]
+__all__ = ["ANY_VALUE", "SUPPORTED_VALUES", "FusedUnsupported", "check_device",
+           "check_supported", "fused_available", "fused_unroll", "load_extension"]
 
 _SOURCE = Path(__file__).with_name("_fused.cpp")
 _EXTENSION = None
@@ -65,14 +70,93 @@ class FusedUnsupported(ValueError):
     """The fused unroll cannot run this model or input (the message says why)."""
 
 
+class _AnyValue:
+    """The type of :data:`ANY_VALUE`."""
+
+    def __repr__(self) -> str:
+        return "ANY_VALUE"
+
+
+#: In :data:`SUPPORTED_VALUES`: every value that :class:`~neural_memory.ntm.NTMConfig` accepts.
+ANY_VALUE = _AnyValue()
+
+#: For every :class:`~neural_memory.ntm.NTMConfig` field, the values the fused unroll implements:
+#: :data:`ANY_VALUE` (the kernel takes the value as a number or a shape, or the field only acts
+#: outside the unroll) or a tuple of the supported values. :func:`check_supported` refuses any
+#: other value, and a config with a field that is not a key here.
+SUPPORTED_VALUES: dict[str, object] = {
+    # Outside the unroll: the external input's share of layer 0 (bias included) is projected in
+    # Python (Controller.project_external) and reaches the kernel as x_proj (T, B, G).
+    "input_size": ANY_VALUE,
+    # Outside the unroll: the output layer runs on the kernel's results (NTM._output).
+    "output_size": ANY_VALUE,
+    # The kernel implements two cells, chosen by its `lstm` flag: the LSTM (gates i, f, o,
+    # candidate, as LSTMController stores them; input [below | h_prev]) and the tanh layer
+    # (input [below]). fused_unroll sets the flag from controller == "lstm", so any other kind
+    # would run as the tanh layer.
+    "controller": ("lstm", "feedforward"),
+    # C: head_wt.size(0) and the weights' shapes (G = 4C for the LSTM, C otherwise).
+    "controller_size": ANY_VALUE,
+    # L: one (input, G) weight per layer, layers 1 .. L-1's biases passed separately.
+    "controller_layers": ANY_VALUE,
+    # N: mem0.size(1); rows in blocks of 32 and a remainder loop.
+    "memory_rows": ANY_VALUE,
+    # M: mem0.size(2).
+    "memory_width": ANY_VALUE,
+    # R: passed; the first R heads read, and reads0 and dreads are (B, R*M).
+    "read_heads": ANY_VALUE,
+    # W: passed; one pass for W == 1, else all erases (a product) then all adds (a sum).
+    "write_heads": ANY_VALUE,
+    # K: passed; the shift pads the weighting circularly by (K - 1) / 2 on each side, which
+    # needs K odd and K <= N (NTMConfig requires both).
+    "num_shifts": ANY_VALUE,
+    # Outside the unroll: which of the kernel's results feed the output layer (NTM._output).
+    "output_from_reads": (False, True),
+    # Outside the unroll: NTMHeads.fused_weight gives the same (P, C) weight and (P,) bias in
+    # the kernel's layout for both.
+    "split_head_layers": (False, True),
+    # Passed as clip (None as 0, no clipping): every raw head parameter is clamped to [-c, c]
+    # before its activation, the gradient masked outside; the logits' clamp is NTM._output's.
+    "clip_controller": ANY_VALUE,
+    # Outside the unroll: NTM.initial_memory gives an (N, M) tensor in every mode, passed as
+    # mem0; the kernel returns its gradient and autograd carries it on (tanh for "learned").
+    "memory_init": ("constant", "learned", "random"),
+    # Outside the unroll: the entries of the constant M_0 (reaches the kernel in mem0).
+    "memory_init_value": ANY_VALUE,
+    # Outside the unroll: NTM.initial_reads, passed as reads0 (its gradient returned).
+    "learn_initial_reads": (False, True),
+    # Outside the unroll: NTM.initial_weights, passed as w0 (its gradient returned).
+    "learn_initial_weights": (False, True),
+    # The kernel's heads are soft; it has no one-hot (Gumbel-softmax) weighting.
+    "hard_addressing": ("none",),
+    # Passed as gamma_max (None as 0, no cap): gamma - 1 = min(softplus, gamma_max - 1), the
+    # gradient zero above the cap, as torch.clamp gives it.
+    "gamma_max": ANY_VALUE,
+}
+
+
 def check_supported(config) -> None:
     """Raise :class:`FusedUnsupported` unless the fused unroll can run an NTM of ``config`` (an
-    :class:`~neural_memory.ntm.NTMConfig`): soft heads only."""
-    if config.hard_addressing != "none":
-        raise FusedUnsupported(
-            f"the fused unroll supports soft addressing only; this model has "
-            f"hard_addressing={config.hard_addressing!r} (use the plain path)"
-        )
+    :class:`~neural_memory.ntm.NTMConfig`): every field's value must be one that
+    :data:`SUPPORTED_VALUES` allows, and every field must have an entry there. The message is
+    one line naming the field, the value given and the values supported."""
+    for field in dataclasses.fields(config):
+        name, value = field.name, getattr(config, field.name)
+        if name not in SUPPORTED_VALUES:
+            raise FusedUnsupported(
+                f"the fused unroll does not support {name}={value!r}; it supports no value of "
+                f"{name}, a field its allow-list (neural_memory.ntm.fused.SUPPORTED_VALUES) does "
+                f"not name (use the plain path)"
+            )
+        allowed = SUPPORTED_VALUES[name]
+        if allowed is not ANY_VALUE and not any(
+            type(value) is type(a) and value == a for a in allowed
+        ):
+            supported = ", ".join(repr(a) for a in allowed)
+            raise FusedUnsupported(
+                f"the fused unroll does not support {name}={value!r}; it supports {name} in "
+                f"({supported}) (use the plain path)"
+            )
 
 
 def _cflags() -> list[str]:
@@ -198,8 +282,8 @@ def fused_unroll(model, x: Tensor) -> tuple[Tensor, Tensor]:
     extension. Same values as the plain loop in ``NTM.forward``; differentiable.
 
     Raises:
-        FusedUnsupported: hard addressing, a non-CPU tensor, or a dtype other than float32 or
-            float64.
+        FusedUnsupported: a config :func:`check_supported` refuses, a non-CPU tensor, or a dtype
+            other than float32 or float64.
     """
     cfg = model.config
     check_supported(cfg)

@@ -141,7 +141,7 @@ notebooks: venv
 	$(BIN)/python tools/execute_notebooks.py $(NB)
 
 bench: venv
-	$(BIN)/python benchmarks/run.py --fused --row0-weights --model-set gamma_max=2 --recipe fast-adam-settle10 --seconds 6 --repeats 5
+	$(BIN)/python benchmarks/run.py --fused --preset copy-row0-gamma2 --recipe fast-adam-settle10 --seconds 6 --repeats 5
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

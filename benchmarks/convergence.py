@@ -1,24 +1,26 @@
 """Time to converge on copy: train until the running mean of bit errors per sequence is small.
 
-One run per seed, with a training recipe (:class:`neural_memory.training.TrainConfig`) and the
-library's own ``train_step``. The running mean is over the training batches that cover the last
+One run per seed, trained by the library's one loop (:func:`neural_memory.training.train`) with a
+model preset and a recipe (:class:`neural_memory.training.TrainConfig`), watched by a
+:class:`ConvergenceMonitor`. The running mean is over the training batches that cover the last
 ``window`` sequences (all of a batch's sequences share one length, so a batch is the unit). A
 seed *converges* at the first batch after which that mean is below ``threshold``; the run then
 goes on until it has seen ``extend`` times as many sequences, and the seed *relapses* if the
 running mean rises above ``relapse_threshold`` in that time. The budget is explicit: a seed that
 has not converged after ``max_seconds`` of training (or ``max_sequences``) is reported as not
-converged. Wall seconds count training only (data, forward, backward, optimiser step), not the
-generalisation checks made at the end. At the end each seed's final model is also scored at
-every training length (``bit_errors_by_training_length``).
+converged. The recipe's own learning-rate drop, if it has one, fires where it fires in every
+other run (a learning-curve row below ``lr_drop_below``), independently of the monitor. Wall
+seconds count training only (data, forward, backward, optimiser step), not the generalisation
+checks made at the end. At the end each seed's final model is also scored at every training
+length (``bit_errors_by_training_length``).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import torch
 
@@ -26,13 +28,11 @@ from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.ntm.fused import check_device
 from neural_memory.tasks import get_task
 from neural_memory.training import (
+    Callback,
+    LearningRateDrop,
     TrainConfig,
-    draw_training_batch,
+    TrainLoop,
     evaluate_model,
-    make_optimizer,
-    maybe_drop_lr,
-    settle_lr,
-    train_step,
 )
 
 
@@ -48,123 +48,126 @@ class ConvergenceSettings:
     by_length_sequences: int = 64  # fresh sequences per training length for the final profile
 
 
+class ConvergenceMonitor(Callback):
+    """Keeps the running mean of the training bit errors per sequence over the last
+    ``settings.window`` sequences; records when it first falls below the threshold, stops the
+    loop at ``extend`` times that many sequences (or when the time budget runs out first), and
+    records the worst running mean after converging and a curve of the mean every 1,000
+    sequences. All of it is checkpointable state."""
+
+    key = "convergence"
+
+    def __init__(self, settings: ConvergenceSettings, seed: int = 0, log=print,
+                 progress: bool = False) -> None:
+        self.settings, self.seed, self.log, self.progress = settings, seed, log, progress
+        self.window: deque[tuple[float, int]] = deque()
+        self.converged_at: int | None = None
+        self.converged_seconds: float | None = None
+        self.stop_at = settings.max_sequences
+        self.worst_after = 0.0
+        self.timed_out = False
+        self.curve: list[tuple[int, float, float]] = []  # (sequences, seconds, running mean)
+
+    def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
+        s = self.settings
+        self.window.append((errors, size))
+        while sum(b for _, b in self.window) - self.window[0][1] >= s.window:
+            self.window.popleft()  # keep the fewest batches that still cover the window
+        covered = sum(b for _, b in self.window)
+        mean = sum(e for e, _ in self.window) / covered
+        if not self.curve or loop.seen - self.curve[-1][0] >= 1000:
+            self.curve.append((loop.seen, round(loop.wall, 2), round(mean, 4)))
+            if self.progress and len(self.curve) % 5 == 0:
+                self.log(f"    seed {self.seed}: {loop.seen} sequences, {loop.wall:.0f} s, "
+                         f"running mean {mean:.3f}")
+        if self.converged_at is None:
+            if covered >= s.window and mean < s.threshold:
+                self.converged_at, self.converged_seconds = loop.seen, loop.wall
+                self.stop_at = min(s.max_sequences, math.ceil(s.extend * loop.seen))
+                self.log(f"  seed {self.seed}: converged after {loop.seen} sequences, "
+                         f"{loop.wall:.1f} s")
+            elif loop.wall > s.max_seconds:
+                self.timed_out = True
+                self.log(f"  seed {self.seed}: not converged within {s.max_seconds:.0f} s "
+                         f"({loop.seen} sequences, running mean {mean:.3f})")
+        else:
+            self.worst_after = max(self.worst_after, mean)
+        if self.timed_out or loop.seen >= self.stop_at:
+            loop.stop = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"window": list(self.window), "converged_at": self.converged_at,
+                "converged_seconds": self.converged_seconds, "stop_at": self.stop_at,
+                "worst_after": self.worst_after, "timed_out": self.timed_out,
+                "curve": list(self.curve)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.window = deque(tuple(w) for w in state.get("window", []))
+        for name in ("converged_at", "converged_seconds", "stop_at", "worst_after", "timed_out"):
+            if name in state:
+                setattr(self, name, state[name])
+        self.curve = [tuple(c) for c in state.get("curve", [])]
+
+
+def copy_model_config(preset: str = "copy", overrides: dict | None = None) -> NTMConfig:
+    """The NTM ``preset`` sized for the copy task, with ``overrides`` (``--model-set``)."""
+    task = get_task("copy")
+    return NTMConfig.preset(preset, input_size=task.input_size, output_size=task.output_size,
+                            **(overrides or {}))
+
+
 def run_seed(
     seed: int,
     recipe: TrainConfig,
     settings: ConvergenceSettings,
-    model_overrides: dict | None = None,
+    model_config: NTMConfig | None = None,
     log=print,
     progress: bool = False,
     fused: bool = False,
-    record_batches: bool = False,
-    snapshots: dict | None = None,
-    step=train_step,
     device: torch.device | str = "cpu",
     compiled: bool = False,
 ) -> dict:
-    """Train one seed; returns its convergence record (see the module docstring). ``fused``:
-    train with the fused C++ unroll (``NTM.use_fused``). ``record_batches``: also keep, for every
-    batch, ``(sequences so far, time steps, gradient norm, bit errors, running mean)`` in
-    ``record["batches"]`` -- the norm of the whole gradient as the optimiser receives it (after
-    the recipe's clipping), read by a hook that does not change the update. ``snapshots``: a
-    dict that receives copies of the model at convergence (``"converged"``) and at the end of
-    the run (``"end"``). ``step``: the training step, called as :func:`train_step` is and
-    returning ``(cost, bit errors)`` summed over the batch's ``recipe.batch_size`` fresh
-    sequences (a trial may add others to the update, as ``replay_trial.py`` does). ``device``:
-    where the model trains (``"cuda"`` for a GPU; the fused unroll is CPU-only); the batches are
-    drawn on the CPU from the seed's generator and moved there, inside the timed step.
-    ``compiled``: train with ``NTM.compile_step()`` (the compiling counts as training time)."""
+    """Train one seed of ``model_config`` (default: the paper's copy NTM) with ``recipe``;
+    returns its convergence record (see the module docstring). ``fused``: train with the fused
+    C++ unroll (``NTM.use_fused``). ``device``: where the model trains (``"cuda"`` for a GPU;
+    the fused unroll is CPU-only); batches are drawn on the CPU from the seed's generator and
+    moved there, inside the timed step. ``compiled``: train with ``NTM.compile_step()`` (the
+    compiling counts as training time)."""
     if fused:
         check_device(device)
     task = get_task("copy")
     torch.manual_seed(seed)
-    model = NTM(
-        NTMConfig.preset(
-            "copy", input_size=task.input_size, output_size=task.output_size,
-            **(model_overrides or {}),
-        )
-    )
-    model = model.to(device)
+    model = NTM(model_config or copy_model_config()).to(device)
     if fused:
         model.use_fused()
     if compiled:
         model.compile_step()
-    optimizer = make_optimizer(model.parameters(), recipe)
-    generator = torch.Generator().manual_seed(seed)
-    batches_in_window = max(1, math.ceil(settings.window / recipe.batch_size))
-    window: deque[tuple[float, int]] = deque(maxlen=batches_in_window)
-    seen, train_seconds = 0, 0.0
-    converged_at = converged_seconds = None
-    stop_at = settings.max_sequences
-    worst_after = 0.0
-    curve: list[tuple[int, float, float]] = []  # (sequences, seconds, running mean)
+    monitor = ConvergenceMonitor(settings, seed, log, progress)
+    loop = TrainLoop(model, task, replace(recipe, sequences=settings.max_sequences), seed=seed,
+                     device=device, callbacks=[monitor])
     nan = False
-    lr_dropped_at = None
-    batches: list[tuple[int, int, float, float, float]] = []
-    norms: list[float] = []
-    if record_batches:
-        def read_norm(opt, args, kwargs) -> None:
-            grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
-            norms.append(float(torch.nn.utils.get_total_norm(grads)))
-        optimizer.register_step_pre_hook(read_norm)
-    while seen < stop_at:
-        start = time.perf_counter()
-        batch = draw_training_batch(task, recipe.batch_size, generator, seen, optimizer, recipe)
-        batch = tuple(t.to(device) for t in batch)
-        settle_lr(optimizer, recipe, seen)
-        try:
-            _, errors = step(model, batch, optimizer, recipe)
-        except FloatingPointError:
-            nan = True
-            break
-        train_seconds += time.perf_counter() - start
-        seen += recipe.batch_size
-        window.append((errors, recipe.batch_size))
-        covered = sum(b for _, b in window)
-        mean = sum(e for e, _ in window) / covered
-        if record_batches:
-            batches.append((seen, batch[0].shape[1], round(norms[-1], 4), errors, round(mean, 4)))
-        if len(curve) == 0 or seen - curve[-1][0] >= 1000:
-            curve.append((seen, round(train_seconds, 2), round(mean, 4)))
-            if progress and len(curve) % 5 == 0:
-                log(f"    seed {seed}: {seen} sequences, {train_seconds:.0f} s, running mean {mean:.3f}")
-        if covered >= settings.window and maybe_drop_lr(optimizer, recipe, mean, seen):
-            log(f"  seed {seed}: learning rate x{recipe.lr_drop_factor:g} after {seen} sequences")
-            lr_dropped_at = seen
-        if converged_at is None:
-            if covered >= settings.window and mean < settings.threshold:
-                converged_at, converged_seconds = seen, train_seconds
-                stop_at = min(settings.max_sequences, math.ceil(settings.extend * seen))
-                log(f"  seed {seed}: converged after {seen} sequences, {train_seconds:.1f} s")
-                if snapshots is not None:
-                    snapshots["converged"] = copy.deepcopy(model)
-            elif train_seconds > settings.max_seconds:
-                log(f"  seed {seed}: not converged within {settings.max_seconds:.0f} s "
-                    f"({seen} sequences, running mean {mean:.3f})")
-                break
-        else:
-            worst_after = max(worst_after, mean)
-    if snapshots is not None:
-        snapshots["end"] = copy.deepcopy(model)
+    try:
+        loop.run()
+    except FloatingPointError:
+        nan = True
+    drop = loop.callback(LearningRateDrop)
+    if drop is not None and drop.dropped_at is not None:
+        log(f"  seed {seed}: learning rate x{recipe.lr_drop_factor:g} after {drop.dropped_at} "
+            "sequences")
+    converged_at, worst_after = monitor.converged_at, monitor.worst_after
     record = {
         "seed": seed,
         "converged": converged_at is not None,
         "sequences_to_converge": converged_at,
-        "seconds_to_converge": None if converged_seconds is None else round(converged_seconds, 2),
-        "sequences_run": seen,
-        "train_seconds": round(train_seconds, 2),
+        "seconds_to_converge": None if converged_at is None else round(monitor.converged_seconds, 2),
+        "sequences_run": loop.seen,
+        "train_seconds": round(loop.wall, 2),
         "worst_running_mean_after_converging": round(worst_after, 4) if converged_at else None,
         "relapsed": (worst_after > settings.relapse_threshold) if converged_at else None,
         "nan": nan,
-        "lr_dropped_at": lr_dropped_at,
-        "spike_clips": optimizer.param_groups[0].get("spike_clips", 0) if recipe.spike_clip else None,
-        "curve": curve,
+        "lr_dropped_at": None if drop is None else drop.dropped_at,
+        "curve": monitor.curve,
     }
-    if recipe.focus_errors:  # the running mean of the errors at each length, at the end
-        record["size_errors"] = {k: round(v, 4) for k, v in
-                                 optimizer.param_groups[0].get("size_errors", {}).items()}
-    if record_batches:
-        record["batches"] = batches
     gen = torch.Generator().manual_seed(10_000 + seed)
     for length in (20, 40):
         metrics = evaluate_model(model, task, settings.eval_sequences, gen, device=device,
@@ -179,7 +182,7 @@ def run_seed(
                                               device=device, **sizes)["bit_errors"], 4)
         for sizes in task.training_sizes()
     }
-    log(f"  seed {seed}: ran {seen} sequences ({train_seconds:.1f} s); worst running mean after "
+    log(f"  seed {seed}: ran {loop.seen} sequences ({loop.wall:.1f} s); worst running mean after "
         f"converging {worst_after:.3f}; length 20: {record['eval_length_20']['bit_errors']:.3f} "
         f"bit errors/seq; length 40 BER {record['eval_length_40']['bit_error_rate']:.4f}")
     return record

@@ -1,10 +1,10 @@
 """NTM benchmarks: training and evaluation throughput, time to converge on copy, peak memory.
 
-    python benchmarks/run.py --fused --row0-weights --model-set gamma_max=2 --recipe fast-adam-settle10  # make bench
+    python benchmarks/run.py --fused --preset copy-row0-gamma2 --recipe fast-adam-settle10  # make bench
     python benchmarks/run.py --quick         # a reduced run (about 3 minutes)
     python benchmarks/run.py --only throughput --fused
-    python benchmarks/run.py --only convergence --fused --row0-weights --seed-list 2 3
-    python benchmarks/run.py --device cuda --compiled --row0-weights --recipe fast-adam-settle  # GPU
+    python benchmarks/run.py --only convergence --fused --preset copy-row0 --seed-list 2 3
+    python benchmarks/run.py --device cuda --compiled --preset copy-row0 --recipe fast-adam-settle  # GPU
 
 One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
 the machine (CPU model, cores, load average, torch version; the GPU and its CUDA version with
@@ -30,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from convergence import ConvergenceSettings, run_seed, summarise  # noqa: E402
+from convergence import ConvergenceSettings, copy_model_config, run_seed, summarise  # noqa: E402
 from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
@@ -38,30 +38,20 @@ from neural_memory.ntm import NTMConfig  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
 
-#: The recipe the benchmarks train with: Part III's "fast-adam" (Adam 1e-3, batches of 32, the
-#: paper's element-wise gradient clipping at 10), spelled out here as well so that the benchmark
-#: runs on a checkout whose training.py does not define it yet.
+#: The recipe the benchmarks train with by default: Part III's "fast-adam" (Adam 1e-3, batches of
+#: 32, the paper's element-wise gradient clipping at 10).
 RECIPE = "fast-adam"
-_FALLBACK = {"fast-adam": TrainConfig(optimizer="adam", lr=1e-3, eps=1e-8, batch_size=32)}
 
 
 def get_recipe(name: str, recipe_set: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """The recipe ``name`` with the ``--recipe-set FIELD=VALUE`` overrides ``recipe_set``."""
-    if name in TrainConfig.preset_names():
-        recipe = TrainConfig.preset(name)
-    elif name in _FALLBACK:
-        recipe = _FALLBACK[name]
-    else:
-        raise ValueError(f"unknown recipe {name!r}; choose one of {TrainConfig.preset_names()}")
+    recipe = TrainConfig.preset(name)  # ValueError for an unknown name
     return replace(recipe, **parse_overrides(recipe_set, recipe, flag="--recipe-set"))
 
 
-def model_overrides(row0_weights: bool, model_set: list[str]) -> dict:
-    """The copy NTMConfig's overrides of a convergence run: the row-0 start
-    (``learn_initial_weights=False``) if asked, then the ``--model-set FIELD=VALUE`` items."""
-    overrides = {"learn_initial_weights": False} if row0_weights else {}
-    return {**overrides, **parse_overrides(model_set, NTMConfig(input_size=1, output_size=1),
-                                           flag="--model-set")}
+def model_overrides(model_set: list[str]) -> dict:
+    """The ``--model-set FIELD=VALUE`` items as overrides of the copy NTMConfig."""
+    return parse_overrides(model_set, NTMConfig(input_size=1, output_size=1), flag="--model-set")
 
 
 def machine() -> dict:
@@ -173,12 +163,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="convergence: these seeds instead of 0 .. --seeds - 1 (to split a run)")
     parser.add_argument("--max-seconds", type=float, default=None, help="budget to converge per seed")
     parser.add_argument("--recipe", default=RECIPE, help="a TrainConfig preset name")
+    parser.add_argument("--preset", default="copy",
+                        help="convergence: the NTMConfig preset trained (default: the paper's copy NTM)")
     parser.add_argument("--recipe-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field of the recipe, e.g. lr_drop_factor=0.3")
     parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="convergence: override a field of the copy NTMConfig, e.g. gamma_max=3")
-    parser.add_argument("--row0-weights", action="store_true",
-                        help="convergence with NTMConfig(learn_initial_weights=False): w_0 on row 0")
+                        help="convergence: override a field of the model preset, e.g. gamma_max=3")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch.set_num_threads (default 1; the tables in the book say when not)")
     parser.add_argument("--device", default="cpu",
@@ -204,9 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = args.seeds or (2 if args.quick else 5)
     out = args.out or Path(__file__).resolve().parent / "results" / (
         f"{device.type}{'-quick' if args.quick else ''}.json")
-    recipe = get_recipe(args.recipe, args.recipe_set)
+    try:
+        recipe = get_recipe(args.recipe, args.recipe_set)
+        overrides = model_overrides(args.model_set)
+        model_config = copy_model_config(args.preset, overrides)
+    except ValueError as err:
+        parser.error(str(err))
     result: dict = {"machine": machine(), "device": str(device), "load_at_start": load(),
                     "recipe_name": args.recipe, "recipe": asdict(recipe), "quick": args.quick,
+                    "preset": args.preset,
                     "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     print(f"machine: {result['machine'].get('Model name', '?')}, {os.cpu_count()} logical CPUs, "
           f"torch {torch.__version__}, {args.threads} thread(s); load {result['load_at_start']}")
@@ -239,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntime to converge on copy, recipe {args.recipe!r}: "
               f"{len(args.seed_list) if args.seed_list else seeds} seeds, budget "
               f"{settings.max_seconds:.0f} s each, run on to {settings.extend:g}x; load {load()}")
-        overrides = model_overrides(args.row0_weights, args.model_set)
         result["model_overrides"] = overrides
+        result["model"] = asdict(model_config)
         result["fused"] = args.fused
         result["compiled"] = args.compiled
         records = []
         for seed in args.seed_list or range(seeds):
-            records.append(run_seed(seed, recipe, settings, overrides, fused=args.fused,
+            records.append(run_seed(seed, recipe, settings, model_config, fused=args.fused,
                                     device=device, compiled=args.compiled))
             partial = {**result, "convergence": {"summary": summarise(records, settings),
                                                  "seeds": records, "partial": True}}

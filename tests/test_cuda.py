@@ -135,7 +135,7 @@ def test_training_on_the_gpu_resumes_and_its_checkpoint_loads_on_the_cpu(tmp_pat
 
 def test_the_benchmarks_measure_on_the_gpu():
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from convergence import ConvergenceSettings, run_seed
+    from convergence import ConvergenceSettings, copy_model_config, run_seed
     from throughput import eval_throughput, train_throughput
 
     recipe = TrainConfig.preset("fast-adam-settle", batch_size=4)
@@ -144,7 +144,7 @@ def test_the_benchmarks_measure_on_the_gpu():
     assert train["sequences"] >= 4 and train["sequences_per_second"] > 0
     assert evaluated["sequences"] >= 4 and evaluated["sequences_per_second"] > 0
     settings = ConvergenceSettings(max_sequences=16, eval_sequences=4, by_length_sequences=2)
-    record = run_seed(0, recipe, settings, {"learn_initial_weights": False}, log=lambda _: None,
+    record = run_seed(0, recipe, settings, copy_model_config("copy-row0"), log=lambda _: None,
                       device="cuda")
     assert record["sequences_run"] == 16 and not record["nan"]
     assert list(record["bit_errors_by_training_length"]) == list(range(1, 21))

@@ -159,57 +159,6 @@ def test_copy_rejects_bad_sizes(bad):
         CopyTask().sample(generator=gen(), **bad)
 
 
-@pytest.mark.parametrize("name", ["copy", "repeat_copy", "associative_recall"])
-def test_mixed_batches_are_independent_episodes_padded_at_the_end(name):
-    task = get_task(name)
-    x, y, m = task.sample_train(16, gen(3), mixed=True)
-    replay = gen(3)
-    episodes = [task._batch(1, replay, **task.draw_sizes(replay)) for _ in range(16)]
-    assert x.shape[1] == max(e.inputs.shape[1] for e in episodes)
-    assert len({e.inputs.shape[1] for e in episodes}) > 1  # lengths really differ in one batch
-    for i, e in enumerate(episodes):
-        steps = e.inputs.shape[1]
-        for padded, alone in zip((x, y, m), e, strict=True):
-            assert torch.equal(padded[i, :steps], alone[0])
-            assert padded[i, steps:].abs().sum() == 0  # zero inputs/targets, never scored
-    # a curriculum bounds every sequence's size
-    short = task.sample_train(32, gen(4), difficulty=0.1, mixed=True)
-    assert short.inputs.shape[1] < x.shape[1]
-
-
-def test_mixed_changes_nothing_for_priority_sort_and_checks_the_batch_size():
-    task = PrioritySortTask()
-    assert all(torch.equal(a, b) for a, b in zip(task.sample_train(4, gen(), mixed=True),
-                                                 task.sample_train(4, gen()), strict=True))
-    with pytest.raises(ValueError, match="batch_size"):
-        CopyTask().sample_train(0, gen(), mixed=True)
-
-
-@pytest.mark.parametrize("fused", [False, True])
-def test_padding_at_the_end_leaves_outputs_and_metrics_of_each_episode_unchanged(fused):
-    from neural_memory.ntm import NTM, NTMConfig
-
-    task = CopyTask()
-    torch.manual_seed(0)
-    model = NTM(NTMConfig.preset("tiny", input_size=task.input_size, output_size=task.output_size))
-    if fused:
-        model.use_fused()
-    model.eval()
-    x, y, m = task.sample_train(6, gen(5), mixed=True)
-    steps = m.shape[1] - torch.flip(m, [1]).argmax(1)  # one past each episode's last scored step
-    with torch.no_grad():
-        logits = model(x)
-        for i in range(6):
-            alone = model(x[i : i + 1, : steps[i]])
-            torch.testing.assert_close(logits[i : i + 1, : steps[i]], alone, rtol=1e-5, atol=1e-5)
-            assert sequence_bit_errors(logits[i : i + 1], y[i : i + 1], m[i : i + 1]).item() == \
-                sequence_bit_errors(alone, y[i : i + 1, : steps[i]], m[i : i + 1, : steps[i]]).item()
-    torch.testing.assert_close(
-        sequence_cost_bits(logits, y, m)[0],
-        sequence_cost_bits(model(x[:1, : steps[0]]).detach(), y[:1, : steps[0]], m[:1, : steps[0]])[0],
-    )
-
-
 def test_metrics_match_a_hand_computation():
     targets = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (1, 2, 2)
     logits = torch.tensor([[[2.0, 1.0], [0.0, 3.0]]])

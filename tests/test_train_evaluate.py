@@ -1,10 +1,11 @@
 """The training loop, the `train` and `evaluate` commands, and exact resume."""
 
+import copy
+import dataclasses
 import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ from neural_memory.tasks import get_task
 from neural_memory.train import main as train_main
 from neural_memory.training import (
     LOG_COLUMNS,
+    REMOVED_OPTIONS,
+    Callback,
+    LearningRateDrop,
     TrainConfig,
     clip_gradients,
     difficulty_at,
@@ -33,6 +37,7 @@ from neural_memory.training import (
     model_config_for,
     run_training,
     size_sweep,
+    train,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -275,117 +280,82 @@ def test_learning_rate_drops_once_and_survives_resume(tmp_path):
             TrainConfig.preset("tiny", **bad)
 
 
-def test_mixed_lengths_follow_the_recipe_and_survive_resume(tmp_path):
-    from neural_memory.training import make_optimizer, mixed_batches_now
+class _Counter(Callback):
+    """Counts batches and sequences, and remembers both across a resume."""
 
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    after = TrainConfig.preset("fast-adam-settle", mixed_lengths="after-drop")
-    optimizer = make_optimizer(params, after)
-    assert not mixed_batches_now(optimizer, after)
-    optimizer.param_groups[0]["lr"] = after.lr * after.lr_drop_factor
-    assert mixed_batches_now(optimizer, after)
-    always = TrainConfig.preset("fast-adam", mixed_lengths="always")
-    assert mixed_batches_now(make_optimizer(params, always), always)
-    never = TrainConfig.preset("fast-adam")
-    assert not mixed_batches_now(make_optimizer(params, never), never)
-    for bad in ({"mixed_lengths": "sometimes"},
-                {"mixed_lengths": "after-drop"},  # no drop in the recipe
-                {"mixed_lengths": "after-drop", "lr_drop_below": 0.1, "lr_drop_factor": 1.0}):
-        with pytest.raises(ValueError, match="mixed_lengths"):
-            TrainConfig.preset("fast-adam", **bad)
-    # a run that switches to mixed batches at its drop resumes bit-identically across the switch
-    recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25, mixed_lengths="after-drop")
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=recipe)
-    plain = _tiny_run(tmp_path, "plain", "ntm", recipe_overrides={**recipe, "mixed_lengths": "never"})
-    assert [r[:3] for r in plain.rows][:1] == [r[:3] for r in full.rows][:1]  # same until the drop
-    assert [r[:3] for r in plain.rows] != [r[:3] for r in full.rows]  # then other batches
+    def __init__(self) -> None:
+        self.batches = self.sequences = 0
+        self.starts = 0
+
+    def on_start(self, loop) -> None:
+        self.starts += 1
+
+    def on_batch_end(self, loop, cost, errors, size) -> None:
+        self.batches, self.sequences = self.batches + 1, self.sequences + size
+
+    def state_dict(self):
+        return {"batches": self.batches, "sequences": self.sequences}
+
+    def load_state_dict(self, state):
+        self.batches, self.sequences = state.get("batches", 0), state.get("sequences", 0)
 
 
-def test_amsgrad_and_half_life_after_the_drop(tmp_path):
-    from neural_memory.training import make_optimizer, maybe_drop_lr, settle_lr
+def test_the_loop_calls_callbacks_and_resumes_their_state():
+    task = get_task("copy")
+    recipe = TrainConfig.preset("tiny", sequences=30, lr_drop_below=1e9, lr_drop_factor=0.5)
+    config = model_config_for(task, "ntm", "tiny")
 
-    recipe = TrainConfig.preset("fast-adam-settle", amsgrad_after_drop=True,
-                                lr_half_life_after_drop=1000)
-    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
-    optimizer = make_optimizer(params, recipe)
-    params[0].grad = torch.tensor([1.0, -2.0, 3.0])  # the second parameter never gets a gradient
-    optimizer.step()
-    settle_lr(optimizer, recipe, 5000)  # before the drop: nothing
-    assert optimizer.param_groups[0]["lr"] == recipe.lr and not optimizer.param_groups[0]["amsgrad"]
-    assert maybe_drop_lr(optimizer, recipe, 0.05, seen=4000)
-    group, state = optimizer.param_groups[0], optimizer.state[params[0]]
-    assert group["amsgrad"] and group["lr_dropped_at"] == 4000
-    assert torch.equal(state["max_exp_avg_sq"], state["exp_avg_sq"])
-    params[0].grad = torch.zeros(3)  # Adam's estimate decays; AMSGrad keeps the larger one
-    optimizer.step()
-    assert torch.all(state["max_exp_avg_sq"] > state["exp_avg_sq"])
-    settle_lr(optimizer, recipe, 6000)  # two half-lives after the drop
-    assert group["lr"] == pytest.approx(recipe.lr * recipe.lr_drop_factor / 4)
-    assert not maybe_drop_lr(optimizer, recipe, 0.0, seen=7000)  # once only
-    for bad in ({"amsgrad_after_drop": True, "lr_drop_below": None},
-                {"lr_half_life_after_drop": 100, "lr_drop_below": None},
-                {"lr_half_life_after_drop": -1}, {"amsgrad_after_drop": 1}):
-        with pytest.raises(ValueError, match="after_drop"):
-            TrainConfig.preset("fast-adam-settle", **bad)
-    with pytest.raises(ValueError, match="needs optimizer='adam'"):
-        TrainConfig(lr_drop_below=0.1, amsgrad_after_drop=True)
-    # both survive an interrupted run: the switch, the drop's position and AMSGrad's estimates
-    # are in the optimizer's checkpointed state
-    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, amsgrad_after_drop=True,
-                lr_half_life_after_drop=8)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert group["amsgrad"] and group["lr_dropped_at"] == 8
-    assert group["lr"] == pytest.approx(1e-3 * 0.25 * 0.5 ** ((48 - 4 - 8) / 8))  # set before the last batch
+    def fresh():
+        torch.manual_seed(3)
+        return build_model("ntm", config)
 
+    counter = _Counter()
+    full = train(fresh(), task, recipe, seed=5, callbacks=[counter])
+    assert (counter.batches, counter.sequences, full.seen) == (8, 30, 30)  # the last batch: 2
+    assert [r[0] for r in full.rows] == [8, 16, 24, 30]
+    drop = full.callback(LearningRateDrop)
+    assert drop.dropped_at == 8 and full.optimizer.param_groups[0]["lr"] == 0.5e-3
+    # stop half-way from a callback, save the loop's state, resume into a new model and loop
+    class StopAt(Callback):
+        def on_batch_end(self, loop, cost, errors, size):
+            loop.stop = loop.seen >= 16
 
-def test_the_drop_can_wait_after_the_first_crossing(tmp_path):
-    from neural_memory.training import make_optimizer, maybe_drop_lr
-
-    recipe = TrainConfig.preset("fast-adam-settle", lr_drop_delay=1000)
-    optimizer = make_optimizer([torch.nn.Parameter(torch.ones(3))], recipe)
-    group = optimizer.param_groups[0]
-    assert not maybe_drop_lr(optimizer, recipe, 0.5, seen=100)  # not below the line yet
-    assert "lr_below_at" not in group
-    assert not maybe_drop_lr(optimizer, recipe, 0.05, seen=200)  # the first crossing, remembered
-    assert group["lr_below_at"] == 200 and group["lr"] == recipe.lr
-    assert not maybe_drop_lr(optimizer, recipe, 3.0, seen=1199)  # errors up again: still waits
-    assert maybe_drop_lr(optimizer, recipe, 3.0, seen=1200)  # the delay is counted from 200
-    assert group["lr"] == recipe.lr * recipe.lr_drop_factor and group["lr_dropped_at"] == 1200
-    assert not maybe_drop_lr(optimizer, recipe, 0.0, seen=5000)  # once only
-    # no delay: at once, as before
-    at_once = TrainConfig.preset("fast-adam-settle")
-    optimizer = make_optimizer([torch.nn.Parameter(torch.ones(3))], at_once)
-    assert maybe_drop_lr(optimizer, at_once, 0.05, seen=200)
-    assert optimizer.param_groups[0]["lr_dropped_at"] == 200
-    for bad in (-1, 2.5, True):
-        with pytest.raises(ValueError, match="lr_drop_delay must be an integer"):
-            TrainConfig.preset("fast-adam-settle", lr_drop_delay=bad)
-    with pytest.raises(ValueError, match="act at the learning-rate drop"):
-        TrainConfig.preset("fast-adam", lr_drop_delay=100)
-    # an interrupted run keeps the first crossing: stopped at 16, between the crossing (the first
-    # log row, 8) and the drop (24), it resumes to the same weights
-    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, lr_drop_delay=16)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert group["lr_below_at"] == 8 and group["lr_dropped_at"] == 24
-    assert group["lr"] == pytest.approx(1e-3 * 0.25)
+    part_counter = _Counter()
+    part = train(fresh(), task, recipe, seed=5, callbacks=[part_counter, StopAt()])
+    assert part.seen == 16
+    state, rows = copy.deepcopy(part.state_dict()), [list(r) for r in part.rows]
+    assert state["train_state"]["callbacks"]["_Counter"] == {"batches": 4, "sequences": 16}
+    model = fresh()
+    model.load_state_dict(part.model.state_dict())
+    torch.manual_seed(999)  # resume restores the global RNG
+    resumed_counter = _Counter()
+    resumed = train(model, task, recipe, seed=5, callbacks=[resumed_counter], state=state, rows=rows)
+    assert (resumed_counter.batches, resumed_counter.sequences) == (8, 30)
+    assert resumed.callback(LearningRateDrop).dropped_at == 8
+    assert all(torch.equal(a, b) for a, b in zip(full.model.state_dict().values(),
+                                                  resumed.model.state_dict().values(), strict=True))
+    assert resumed.rows == full.rows or [r[:3] for r in resumed.rows] == [r[:3] for r in full.rows]
+    with pytest.raises(ValueError, match="distinct keys"):
+        train(fresh(), task, recipe, callbacks=[_Counter(), _Counter()])
 
 
-def test_adam_options_reach_the_optimizer_and_are_validated():
-    from neural_memory.training import make_optimizer
-
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    recipe = TrainConfig.preset("fast-adam", amsgrad=True, beta1=0.8, beta2=0.99)
-    group = make_optimizer(params, recipe).param_groups[0]
-    assert group["amsgrad"] is True and group["betas"] == (0.8, 0.99)
-    default = make_optimizer(params, TrainConfig.preset("fast-adam")).param_groups[0]
-    assert default["amsgrad"] is False and default["betas"] == (0.9, 0.999)
-    with pytest.raises(ValueError, match="needs optimizer='adam'"):
-        TrainConfig(optimizer="rmsprop", amsgrad=True)
-    for bad in ({"beta1": 1.0}, {"beta2": -0.1}, {"amsgrad": "yes"}):
-        with pytest.raises(ValueError):
-            TrainConfig.preset("fast-adam", **bad)
+def test_train_config_keeps_only_what_is_used_and_removed_options_block_resume(tmp_path):
+    assert len(dataclasses.fields(TrainConfig)) <= 22
+    assert not set(REMOVED_OPTIONS) & {f.name for f in dataclasses.fields(TrainConfig)}
+    part = _tiny_run(tmp_path, "part", stop_after=16)
+    manifest = json.loads(manifest_path(part.checkpoint).read_text())
+    # a manifest of an earlier version records the removed options; at their "off" values the
+    # run resumes, at any other value it is refused with a message naming the option
+    manifest["train_config"].update(REMOVED_OPTIONS)
+    manifest_path(part.checkpoint).write_text(json.dumps(manifest))
+    assert _tiny_run(tmp_path, "part", resume=True).rows[-1][0] == 48
+    _tiny_run(tmp_path, "again", stop_after=16)
+    path = tmp_path / "again" / "copy-lstm.json"
+    manifest = json.loads(path.read_text())
+    manifest["train_config"]["spike_clip"] = 3.0
+    path.write_text(json.dumps(manifest))
+    with pytest.raises(CheckpointError, match=r"spike_clip=3\.0.*no longer has"):
+        _tiny_run(tmp_path, "again", resume=True)
 
 
 def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
@@ -416,12 +386,11 @@ def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
         TrainConfig(optimizer="rmsprop", fused_optimizer=True)
     with pytest.raises(ValueError, match="must be a bool"):
         TrainConfig.preset("fast-adam", fused_optimizer="yes")
-    # an interrupted run resumes bit-identically, across the drop and the AMSGrad switch
-    tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25,
-                amsgrad_after_drop=True)
+    # an interrupted run resumes bit-identically, across the drop
+    tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25)
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert group["fused"] and group["amsgrad"]
+    assert group["fused"] and group["lr"] == pytest.approx(0.25e-3)
 
 
 @pytest.mark.parametrize("flag, expected", [("--fused-optimizer", True),
@@ -431,228 +400,6 @@ def test_fused_optimizer_flag(tmp_path, flag, expected):
     train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
                 "--optimizer", "adam", flag])
     assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"]["fused_optimizer"] is expected
-
-
-def test_spike_clipping_rescales_outliers_keeps_its_mean_and_resumes(tmp_path):
-    from neural_memory.training import clip_spikes, make_optimizer
-
-    recipe = TrainConfig.preset("fast-adam", spike_clip=2.0, spike_clip_beta=0.5)
-    params = [torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.zeros(2))]
-    optimizer = make_optimizer(params, recipe)
-    group = optimizer.param_groups[0]
-    params[0].grad, params[1].grad = torch.zeros(3), None  # p1 unused
-    assert not clip_spikes(optimizer, recipe)  # a zero gradient starts nothing
-    params[0].grad = torch.tensor([3.0, 0.0, 4.0])  # norm 5
-    assert not clip_spikes(optimizer, recipe)  # the first nonzero gradient starts the mean
-    assert group["grad_norm_mean"] == 5.0 and params[0].grad.tolist() == [3.0, 0.0, 4.0]
-    params[0].grad, params[1].grad = torch.tensor([0.0, 6.0, 0.0]), torch.tensor([8.0, 0.0])
-    assert not clip_spikes(optimizer, recipe)  # norm 10 = 2 x 5: the limit, kept
-    assert group["grad_norm_mean"] == pytest.approx(7.5)
-    params[0].grad, params[1].grad = torch.tensor([0.0, 0.0, 300.0]), torch.tensor([0.0, 400.0])
-    assert clip_spikes(optimizer, recipe)  # norm 500: rescaled to 2 x 7.5, direction kept
-    grad = torch.cat([params[0].grad, params[1].grad])
-    assert grad.norm().item() == pytest.approx(15.0, rel=1e-5)
-    torch.testing.assert_close(grad, torch.tensor([0.0, 0.0, 9.0, 0.0, 12.0]))
-    assert group["grad_norm_mean"] == pytest.approx(11.25)  # fed the clipped norm, not 500
-    assert group["spike_clips"] == 1
-    params[0].grad = torch.tensor([float("inf"), 0.0, 0.0])
-    with pytest.raises(FloatingPointError, match="gradient's norm became inf"):
-        clip_spikes(optimizer, recipe)
-    off = TrainConfig.preset("fast-adam")
-    assert not clip_spikes(make_optimizer(params, off), off)  # off by default
-    for bad in ({"spike_clip": 0.5}, {"spike_clip": float("nan")}, {"spike_clip": "2"},
-                {"spike_clip": True},
-                {"spike_clip_beta": 1.0}, {"spike_clip_beta": 0.0}):
-        with pytest.raises(ValueError, match="spike_clip"):
-            TrainConfig.preset("fast-adam", **bad)
-    # the mean and the count are in the optimizer's checkpointed state: an interrupted run
-    # resumes bit-identically (a factor of 1 on a short mean clips often: the path is exercised)
-    tiny = dict(optimizer="adam", spike_clip=1.0, spike_clip_beta=0.01)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert group["spike_clips"] > 0 and group["grad_norm_mean"] > 0
-    unclipped = _tiny_run(tmp_path, "unclipped", "ntm", recipe_overrides={"optimizer": "adam"})
-    assert not _same_weights(full, unclipped)
-
-
-@pytest.mark.parametrize("flag, value, expected", [
-    ("--spike-clip", "2.5", 2.5), ("--spike-clip", "none", None),
-    ("--weight-noise", "0.01", 0.01), ("--weight-noise", "none", None)])
-def test_optional_recipe_flags_reach_the_manifest(tmp_path, flag, value, expected):
-    out = tmp_path / "run"
-    train_main(["--task", "copy", "--model", "lstm", "--out", str(out), *TINY, "--sequences", "8",
-                flag, value])
-    field = flag.removeprefix("--").replace("-", "_")
-    assert load_checkpoint(out / "copy-lstm.pt").manifest["train_config"][field] == expected
-
-
-def test_weight_noise_takes_the_gradient_at_noisy_weights_and_updates_the_clean_ones(tmp_path):
-    import copy
-
-    from neural_memory.tasks.metrics import sequence_cost_nats
-    from neural_memory.training import make_optimizer, train_step
-
-    task = get_task("copy")
-    recipe = TrainConfig.preset("fast-adam", batch_size=4, weight_noise=0.05)
-    torch.manual_seed(0)
-    model = build_model("ntm", model_config_for(task, "ntm", "tiny"))
-    twin = copy.deepcopy(model)
-    batch = task.sample(4, torch.Generator().manual_seed(1), length=3)
-    optimizer = make_optimizer(model.parameters(), recipe)
-    torch.manual_seed(5)
-    train_step(model, batch, optimizer, recipe)
-    # by hand: the same draws, in the optimizer's order, the gradient there, the step from the
-    # noiseless weights
-    torch.manual_seed(5)
-    noisy = copy.deepcopy(twin)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn_like(p), alpha=0.05)
-    sequence_cost_nats(noisy(batch[0]), batch[1], batch[2]).mean().backward()
-    for p, q in zip(twin.parameters(), noisy.parameters(), strict=True):
-        p.grad = q.grad.clamp(-recipe.clip_value, recipe.clip_value)
-    by_hand = make_optimizer(twin.parameters(), recipe)
-    by_hand.step()
-    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=0, atol=0)
-    # a failed step leaves the weights noiseless too
-    before = [p.detach().clone() for p in model.parameters()]
-    nan_batch = (torch.full_like(batch[0], float("nan")), batch[1], batch[2])
-    with pytest.raises(FloatingPointError):
-        train_step(model, nan_batch, optimizer, recipe)
-    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
-    for bad in (0, -0.1, float("inf"), True, "0.1"):
-        with pytest.raises(ValueError, match="weight_noise"):
-            TrainConfig.preset("fast-adam", weight_noise=bad)
-    # fresh noise per batch from the global RNG, which checkpoints keep: resume is exact, and the
-    # noise changes the run
-    tiny = dict(optimizer="adam", weight_noise=0.02)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={"optimizer": "adam"})
-    assert not _same_weights(full, quiet)
-
-
-def test_weight_noise_can_wait_for_the_drop(tmp_path):
-    from neural_memory.training import add_weight_noise, make_optimizer, maybe_drop_lr
-
-    recipe = TrainConfig.preset("fast-adam-settle", weight_noise=0.05, weight_noise_from_drop=True)
-    params = [torch.nn.Parameter(torch.ones(3))]
-    optimizer = make_optimizer(params, recipe)
-    torch.manual_seed(3)
-    state = torch.get_rng_state()
-    assert add_weight_noise(optimizer, recipe) == []  # before the drop: no noise and no draw
-    assert torch.equal(torch.get_rng_state(), state) and torch.equal(params[0].detach(), torch.ones(3))
-    assert maybe_drop_lr(optimizer, recipe, 0.05, seen=100)
-    clean = add_weight_noise(optimizer, recipe)  # from the drop on: noisy
-    assert len(clean) == 1 and not torch.equal(params[0].detach(), torch.ones(3))
-    torch.manual_seed(3)
-    torch.testing.assert_close(params[0].detach(), 1 + 0.05 * torch.randn(3), rtol=0, atol=0)
-    with pytest.raises(ValueError, match="needs a weight_noise"):
-        TrainConfig.preset("fast-adam-settle", weight_noise_from_drop=True)
-    with pytest.raises(ValueError, match="act at the learning-rate drop"):
-        TrainConfig.preset("fast-adam", weight_noise=0.02, weight_noise_from_drop=True)
-    with pytest.raises(ValueError, match="must be a bool"):
-        TrainConfig.preset("fast-adam-settle", weight_noise=0.02, weight_noise_from_drop=1)
-    # a run interrupted after the drop resumes with the noise on, to the same weights
-    tiny = dict(optimizer="adam", lr_drop_below=1e9, lr_drop_factor=0.25, weight_noise=0.02,
-                weight_noise_from_drop=True)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    quiet = _tiny_run(tmp_path, "quiet", "ntm", recipe_overrides={
-        "optimizer": "adam", "lr_drop_below": 1e9, "lr_drop_factor": 0.25})
-    assert not _same_weights(full, quiet)  # the noise did come on
-
-
-def test_learning_rate_that_follows_the_errors(tmp_path):
-    from neural_memory.training import follow_errors, make_optimizer
-
-    recipe = TrainConfig.preset("fast-adam", lr_follow_errors=2.0, lr_follow_beta=0.5,
-                                lr_follow_floor=0.05)
-    params = [torch.nn.Parameter(torch.zeros(3))]
-    optimizer = make_optimizer(params, recipe)
-    group = optimizer.param_groups[0]
-    follow_errors(optimizer, recipe, 8.0)  # the first batch starts the mean: above 2, full step
-    assert group["errors_mean"] == 8.0 and group["lr"] == recipe.lr
-    follow_errors(optimizer, recipe, 0.0)  # mean 4: still full
-    assert group["errors_mean"] == 4.0 and group["lr"] == recipe.lr
-    follow_errors(optimizer, recipe, 0.0)
-    follow_errors(optimizer, recipe, 0.0)  # mean 1: half the step
-    assert group["lr"] == pytest.approx(recipe.lr * 0.5)
-    for _ in range(10):
-        follow_errors(optimizer, recipe, 0.0)
-    assert group["lr"] == pytest.approx(recipe.lr * 0.05)  # the floor
-    follow_errors(optimizer, recipe, 3.0)  # mean ~1.5: up again
-    assert group["lr"] == pytest.approx(recipe.lr * 0.75, rel=1e-3)
-    squared = replace(recipe, lr_follow_power=2.0, lr_follow_down_only=True)
-    optimizer = make_optimizer(params, squared)
-    group = optimizer.param_groups[0]
-    follow_errors(optimizer, squared, 1.0)  # (1 / 2) ** 2
-    assert group["lr"] == pytest.approx(squared.lr * 0.25)
-    follow_errors(optimizer, squared, 7.0)  # mean 4: would be full, but never rises
-    assert group["lr"] == pytest.approx(squared.lr * 0.25)
-    off = TrainConfig.preset("fast-adam")
-    optimizer = make_optimizer(params, off)
-    follow_errors(optimizer, off, 0.0)
-    assert optimizer.param_groups[0]["lr"] == off.lr and "errors_mean" not in optimizer.param_groups[0]
-    for bad in ({"lr_follow_errors": 0}, {"lr_follow_errors": "1"}, {"lr_follow_errors": float("nan")},
-                {"lr_follow_power": True}, {"lr_follow_floor": 0}, {"lr_follow_floor": 1.5},
-                {"lr_follow_beta": 1.0}):
-        with pytest.raises(ValueError, match="lr_follow"):
-            TrainConfig.preset("fast-adam", **bad)
-    with pytest.raises(ValueError, match="lr_follow_down_only must be a bool"):
-        TrainConfig.preset("fast-adam", lr_follow_errors=1.0, lr_follow_down_only="yes")
-    with pytest.raises(ValueError, match="two schedules"):
-        TrainConfig.preset("fast-adam-settle", lr_follow_errors=1.0)
-    # the mean is in the optimizer's checkpointed state: an interrupted run resumes
-    # bit-identically (errors / 1000 keeps the step moving on a tiny model's many errors)
-    tiny = dict(optimizer="adam", lr_follow_errors=1000.0, lr_follow_beta=0.5)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert 0 < group["errors_mean"] and group["lr"] < 1e-3
-
-
-def test_focus_on_the_sizes_with_errors(tmp_path):
-    from neural_memory.training import (
-        draw_training_batch,
-        focused_sizes,
-        make_optimizer,
-        note_size_errors,
-    )
-
-    task = get_task("copy")  # lengths 1-20
-    recipe = TrainConfig.preset("fast-adam", focus_errors=1.0, focus_beta=0.5)
-    optimizer = make_optimizer([torch.nn.Parameter(torch.zeros(1))], recipe)
-    group = optimizer.param_groups[0]
-    gen = torch.Generator().manual_seed(0)
-    drawn = {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"] for _ in range(200)}
-    assert drawn == set(range(1, 21))  # nothing known yet: uniform
-    group["size_errors"] = {f"length={n}": 0.0 for n in range(1, 21)}
-    group["size_errors"]["length=18"] = 2.0
-    assert {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"] for _ in range(50)} == {18}
-    inputs, _, _ = draw_training_batch(task, 4, gen, 0, optimizer, recipe)
-    assert inputs.shape[:2] == (4, 2 * 18 + 1) and group["focus_sizes"] == "length=18"
-    note_size_errors(optimizer, recipe, 1.0)  # this batch's errors per sequence, decay 0.5
-    assert group["size_errors"]["length=18"] == 1.5 and "focus_sizes" not in group
-    del group["size_errors"]["length=3"]  # a size not drawn yet counts as the worst one
-    assert {focused_sizes(task, gen, 1.0, optimizer, recipe)["length"]
-            for _ in range(100)} == {3, 18}
-    half = replace(recipe, focus_errors=0.5)  # half uniform: every length still comes up
-    assert {focused_sizes(task, gen, 1.0, optimizer, half)["length"]
-            for _ in range(400)} == set(range(1, 21))
-    curriculum = {focused_sizes(task, gen, 0.1, optimizer, half)["length"] for _ in range(100)}
-    assert curriculum == {1, 2, 3}  # the curriculum's shrunk range: 1 + ceil(0.1 * 19)
-    with pytest.raises(ValueError, match="priority_sort. has none"):
-        focused_sizes(get_task("priority_sort"), gen, 1.0, optimizer, recipe)
-    for bad in ({"focus_errors": -0.1}, {"focus_errors": 1.5}, {"focus_errors": True},
-                {"focus_beta": 1.0}):
-        with pytest.raises(ValueError, match="focus_"):
-            TrainConfig.preset("fast-adam", **bad)
-    with pytest.raises(ValueError, match="mixed_lengths"):
-        TrainConfig.preset("fast-adam", focus_errors=0.5, mixed_lengths="always")
-    # the running means are in the optimizer's checkpointed state: resume is bit-identical
-    tiny = dict(optimizer="adam", focus_errors=0.9)
-    full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
-    group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
-    assert group["size_errors"] and "focus_sizes" not in group
 
 
 # --------------------------------------------------------------------------- train's bad input
@@ -679,8 +426,6 @@ BAD_TRAIN_INPUT = [
     ([*LSTM, "--momentum", "1.5"], "got 1.5"),
     ([*LSTM, "--clip-value", "-1"], "clip_value must be > 0 or None, got -1.0"),
     ([*LSTM, "--clip-norm", "-2"], "clip_norm must be > 0 or None, got -2.0"),
-    ([*LSTM, "--spike-clip", "0.5"], "got 0.5"),
-    ([*LSTM, "--weight-noise", "-1"], "got -1.0"),
     ([*LSTM, "--curriculum-sequences", "-1"], "got -1"),
     ([*LSTM, "--curriculum-start", "2"], "got 2.0"),
     ([*LSTM, "--log-every", "0"], "log_every must be a positive integer, got 0"),

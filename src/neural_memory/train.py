@@ -97,12 +97,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--eps", type=float)
     g.add_argument("--clip-value", type=_optional_float, help="element-wise clip ('none' to disable)")
     g.add_argument("--clip-norm", type=_optional_float, help="norm clip ('none' to disable)")
-    g.add_argument("--spike-clip", type=_optional_float,
-                   help="rescale the gradient to at most this multiple of the running mean of "
-                        "recent gradient norms ('none' to disable)")
-    g.add_argument("--weight-noise", type=_optional_float,
-                   help="train through weights with Gaussian noise of this standard deviation "
-                        "added afresh for every batch ('none' to disable)")
     g.add_argument("--curriculum-sequences", type=int, help="length of the curriculum (0: none)")
     g.add_argument("--curriculum-start", type=float)
     g.add_argument("--log-every", type=int, help="sequences between learning-curve rows")
@@ -234,7 +228,7 @@ def configure(args: argparse.Namespace) -> tuple[str, Any, TrainConfig, Path]:
             raise ValueError(f"--fused applies to the NTM only; expected --model ntm, got "
                              f"--model {args.model}")
         check_device(args.device)  # the fused unroll is CPU code
-        check_supported(model_config)  # soft heads only
+        check_supported(model_config)  # what the fused unroll implements
     out = Path(args.out or f"runs/{run_name(args.task, args.model)}")
     for flag, path in (("--out", out), ("--export", args.export)):
         if path is not None and Path(path).exists() and not Path(path).is_dir():

@@ -1,4 +1,4 @@
-"""The training loop shared by every Part III model, its recipe, and evaluation on fresh data.
+"""The training loop shared by every model in the book, its recipe, and evaluation on fresh data.
 
 **Objective.** For a batch of ``B`` sequences the loss is the mean over the batch of each
 sequence's masked binary cross-entropy, summed over its scored bits (in nats; the logs report it
@@ -14,15 +14,21 @@ root; torch adds it outside.) Adam is available as an alternative. Element-wise 
 used instead or as well. ``curriculum_sequences > 0`` grows the task's size range linearly from
 ``curriculum_start`` of the full range to all of it over that many sequences.
 
-**Exact resume.** A checkpoint holds the model, the optimizer state, the data generator's state
-(a ``torch.Generator`` that draws every training batch), torch's global RNG state and the loop
-counters; resuming from it replays exactly the batches and updates an uninterrupted run would
-have made, so both end with bit-identical weights (on the same machine and torch build).
+**The loop** (:func:`train`). One loop trains every model: the command line, the experiments
+and the benchmarks. It draws each batch from a seeded generator, takes one step, and keeps a
+learning curve with one row every ``log_every`` sequences: ``sequences`` seen, ``cost_bits`` and
+``bit_errors`` per sequence averaged over the training batches since the previous row, and
+cumulative training ``wall_seconds``. Everything else a run does is a :class:`Callback`: the
+recipe's learning-rate drop and the hard heads' temperature schedule (added from the recipe and
+the model), and, as the caller wishes, writing the curve, checkpoints, a progress bar, or a
+benchmark's convergence monitor. Each callback's state goes into the checkpoint with the loop's.
 
-The learning curve is a CSV file with one row every ``log_every`` sequences: ``sequences``
-seen, ``cost_bits`` and ``bit_errors`` per sequence averaged over the training batches since the
-previous row, and cumulative training ``wall_seconds``. It is rewritten atomically at every row;
-on resume, rows after the checkpoint are dropped.
+**Exact resume.** A checkpoint holds the model, the optimizer state, the data generator's state
+(a ``torch.Generator`` that draws every training batch), torch's global RNG state, the loop's
+counters and every callback's state; resuming from it replays exactly the batches and updates an
+uninterrupted run would have made, so both end with bit-identical weights (on the same machine
+and torch build). :func:`run_training` writes the curve as a CSV file, rewritten atomically at
+every row; on resume, rows after the checkpoint are dropped.
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ import dataclasses
 import math
 import sys
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +59,7 @@ from neural_memory.checkpoint import (
     write_csv,
 )
 from neural_memory.ntm.fused import check_device
-from neural_memory.tasks import Batch, Task, get_task
+from neural_memory.tasks import Task, get_task
 from neural_memory.tasks.metrics import (
     scored_bits,
     sequence_bit_errors,
@@ -63,10 +69,18 @@ from neural_memory.tasks.metrics import (
 
 LOG_COLUMNS = ("sequences", "cost_bits", "bit_errors", "wall_seconds")
 
-
-MIXED_LENGTHS = ("never", "always", "after-drop")
-#: TrainConfig's on/off options that only Adam has.
-ADAM_SWITCHES = ("amsgrad", "amsgrad_after_drop", "fused_optimizer")
+#: Options that earlier versions of ``TrainConfig`` had, with the value that left each one off.
+#: They were measured against the copy NTM's relapses and not adopted (the book's "Performance
+#: and stability" appendix names the commit that still has them). Manifests written then record
+#: them; a checkpoint that used one at another value cannot be resumed by this version.
+REMOVED_OPTIONS: dict[str, Any] = {
+    "spike_clip": None, "spike_clip_beta": 0.99, "weight_noise": None,
+    "weight_noise_from_drop": False, "lr_drop_delay": 0, "mixed_lengths": "never",
+    "amsgrad": False, "amsgrad_after_drop": False, "lr_half_life_after_drop": 0,
+    "lr_follow_errors": None, "lr_follow_power": 1.0, "lr_follow_floor": 0.01,
+    "lr_follow_beta": 0.98, "lr_follow_down_only": False, "focus_errors": 0.0,
+    "focus_beta": 0.8, "beta1": 0.9, "beta2": 0.999,
+}
 
 
 @dataclass(frozen=True)
@@ -82,21 +96,6 @@ class TrainConfig:
     sequences: int = 100_000  # training sequences in total
     clip_value: float | None = 10.0  # clip every gradient component to [-v, v] (paper)
     clip_norm: float | None = None  # and/or rescale the whole gradient to at most this norm
-    # Spike clipping (issue 7: relapses): rescale the whole gradient to at most spike_clip times
-    # the running mean of recent gradient norms (decay spike_clip_beta per batch; it is fed the
-    # norms after clipping, so a spike does not raise its own limit). None: off.
-    spike_clip: float | None = None
-    spike_clip_beta: float = 0.99
-    # Weight noise (issue 7: relapses; Graves, 2011): every batch's forward and backward pass runs
-    # with Gaussian noise of this standard deviation added to every parameter (fresh noise per
-    # batch, from torch's global RNG, so a checkpoint resumes it exactly), and the update is
-    # applied to the noiseless weights. None: off.
-    weight_noise: float | None = None
-    # ... only from the learning-rate drop on (needs lr_drop_below), so that the run is the same
-    # as without the noise up to the drop and the noise acts on the margins of the model the drop
-    # would otherwise freeze (issue 7). Measured with 0.02 on the eight seeds that relapse
-    # without it: all eight relapsed, seven of them higher (the appendix).
-    weight_noise_from_drop: bool = False
     curriculum_sequences: int = 0  # 0: no curriculum
     curriculum_start: float = 0.1  # fraction of the size range at the start of the curriculum
     log_every: int = 1_000  # sequences between learning-curve rows
@@ -109,49 +108,11 @@ class TrainConfig:
     hard_tau_end: float = 1.0
     hard_mix_start: float = 1.0  # 1: hard from the start; 0: start soft, anneal to hard
     hard_anneal_sequences: int = 0
-    # Settle after converging (issue 7: runs that relapse): the first time the training bit
-    # errors per sequence (a learning-curve row, or the benchmark's running mean) fall below
-    # lr_drop_below, the learning rate is multiplied by lr_drop_factor, once. None: never.
+    # Settle after converging: the first time a learning-curve row's training bit errors per
+    # sequence fall below lr_drop_below, the learning rate is multiplied by lr_drop_factor, once
+    # (LearningRateDrop). None: never.
     lr_drop_below: float | None = None
     lr_drop_factor: float = 0.1
-    # ... and not at once, but this many sequences after that first time, so that the full step
-    # can finish the fall (issue 7: the seeds that relapse are mostly the ones that first cross
-    # the line early, during a steep fall; but with 20,000 such seeds collapsed under the full
-    # step before the drop came: see the "Performance and stability" appendix). 0: at once.
-    lr_drop_delay: int = 0
-    # Lengths inside a training batch (Task.sample_train's ``mixed``): "never" -- one size per
-    # batch, as in the paper; "always" -- every sequence drawn on its own, padded; "after-drop" --
-    # one size per batch until the learning-rate drop above, mixed from then on.
-    mixed_lengths: str = "never"
-    # What else changes at the drop. amsgrad_after_drop (Adam only): from the drop on, divide by
-    # the largest second-moment estimate since the drop (AMSGrad, started from Adam's estimate at
-    # that moment), so steps shrink when gradients do. lr_half_life_after_drop: after the drop the
-    # learning rate halves every this many sequences (0: it stays at lr * lr_drop_factor).
-    amsgrad_after_drop: bool = False
-    lr_half_life_after_drop: int = 0
-    # A learning rate that follows the errors (issue 7: relapses), instead of the one-time drop:
-    # before every update the step is lr * clamp((E / lr_follow_errors) ** lr_follow_power,
-    # lr_follow_floor, 1), where E is the running mean (decay lr_follow_beta per batch, this batch
-    # included) of the training bit errors per sequence -- small once the model is right, larger
-    # again as soon as it errs (lr_follow_down_only: it never rises again). None: off.
-    lr_follow_errors: float | None = None
-    lr_follow_power: float = 1.0
-    lr_follow_floor: float = 0.01
-    lr_follow_beta: float = 0.98
-    lr_follow_down_only: bool = False
-    # Focus on the sizes the model gets wrong (issue 7: relapses; one size per batch): every
-    # batch's sizes are drawn with probability (1 - focus_errors) / N + focus_errors * e / sum(e)
-    # over the N sizes of the training range, e each size's running mean of training bit errors
-    # per sequence (decay focus_beta per batch of that size; a size not drawn yet counts as the
-    # worst one). 0: uniform, as in the paper.
-    focus_errors: float = 0.0
-    focus_beta: float = 0.8
-    # Adam only: AMSGrad (Reddi et al., 2018) divides by the largest second-moment estimate so
-    # far, so steps shrink once gradients do (measured against relapse in benchmarks/).
-    amsgrad: bool = False
-    # Adam only: the decay rates of its running means of the gradient and its square.
-    beta1: float = 0.9
-    beta2: float = 0.999
     # Adam only: PyTorch's fused implementation (``torch.optim.Adam(fused=True)``), one compiled
     # loop over all parameters instead of a Python loop issuing several operations per
     # parameter. The same update, rounded differently (last-bit differences); faster per step.
@@ -188,80 +149,24 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a finite number > 0, got {value!r}")
         if not 0 <= self.hard_mix_start <= 1:
             raise ValueError(f"hard_mix_start must be in [0, 1], got {self.hard_mix_start!r}")
-        if self.lr_drop_below is not None and not self.lr_drop_below > 0:
-            raise ValueError(f"lr_drop_below must be > 0 or None, got {self.lr_drop_below!r}")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0 <= value < 1):
-                raise ValueError(f"TrainConfig.{name} must be in [0, 1), got {value!r}")
-        for name in ADAM_SWITCHES:  # Adam's on/off options
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise ValueError(f"TrainConfig.{name} must be a bool, got {value!r}")
-            if value and self.optimizer != "adam":
-                raise ValueError(f"TrainConfig.{name}=True needs optimizer='adam' (an option of "
-                                 "Adam; RMSProp has no counterpart here), got "
-                                 f"optimizer={self.optimizer!r}")
-        if not 0 < self.lr_drop_factor <= 1:
-            raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
-        if self.mixed_lengths not in MIXED_LENGTHS:
-            raise ValueError(
-                f"mixed_lengths must be one of {MIXED_LENGTHS}, got {self.mixed_lengths!r}"
-            )
-        for name in ("lr_half_life_after_drop", "lr_drop_delay"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"{name} must be an integer >= 0 (sequences), got {value!r}")
-        for name in ("lr_follow_down_only", "weight_noise_from_drop"):  # the non-Adam switches
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be a bool, got {value!r}")
-        if self.weight_noise_from_drop and self.weight_noise is None:
-            raise ValueError("weight_noise_from_drop needs a weight_noise (a standard deviation), "
-                             "got weight_noise=None")
-        at_drop = self.mixed_lengths == "after-drop" or self.amsgrad_after_drop \
-            or self.lr_half_life_after_drop or self.lr_drop_delay or self.weight_noise_from_drop
-        if at_drop and (self.lr_drop_below is None or self.lr_drop_factor == 1):
-            raise ValueError("mixed_lengths='after-drop', amsgrad_after_drop, "
-                             "lr_half_life_after_drop, lr_drop_delay and weight_noise_from_drop "
-                             "act at the learning-rate drop: expected lr_drop_below set and an "
-                             f"lr_drop_factor below 1, got lr_drop_below={self.lr_drop_below!r} "
-                             f"and lr_drop_factor={self.lr_drop_factor!r}")
-        if self.lr_follow_errors is not None and self.lr_drop_below is not None:
-            raise ValueError("lr_follow_errors and lr_drop_below are two schedules for the "
-                             "learning rate; expected one of them set, got both "
-                             f"(lr_follow_errors={self.lr_follow_errors!r}, "
-                             f"lr_drop_below={self.lr_drop_below!r})")
-        # Numbers (not bools) that must be finite and in range; the optional ones when set.
-        ranges = {"spike_clip_beta": ("in (0, 1)", lambda v: 0 < v < 1),
-                  "lr_follow_power": ("> 0", lambda v: v > 0),
-                  "lr_follow_floor": ("in (0, 1]", lambda v: 0 < v <= 1),
-                  "lr_follow_beta": ("in [0, 1)", lambda v: 0 <= v < 1),
-                  "focus_errors": ("in [0, 1]", lambda v: 0 <= v <= 1),
-                  "focus_beta": ("in [0, 1)", lambda v: 0 <= v < 1)}
-        if self.weight_noise is not None:
-            ranges["weight_noise"] = ("> 0 (a standard deviation) or None", lambda v: v > 0)
-        if self.spike_clip is not None:
-            ranges["spike_clip"] = (">= 1 (a multiple of the running mean gradient norm) or None",
-                                    lambda v: v >= 1)
-        if self.lr_follow_errors is not None:
-            ranges["lr_follow_errors"] = ("> 0 or None", lambda v: v > 0)
-        for name, (what, in_range) in ranges.items():
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                    and math.isfinite(value) and in_range(value)):
-                raise ValueError(f"TrainConfig.{name} must be a number {what}, got {value!r}")
-        if self.focus_errors and self.mixed_lengths != "never":
-            raise ValueError("focus_errors draws one set of sizes per batch; it does not go with "
-                             f"mixed_lengths={self.mixed_lengths!r}")
         if not isinstance(self.hard_anneal_sequences, int) or self.hard_anneal_sequences < 0:
             raise ValueError(
                 f"hard_anneal_sequences must be an integer >= 0, got {self.hard_anneal_sequences!r}"
             )
+        if self.lr_drop_below is not None and not self.lr_drop_below > 0:
+            raise ValueError(f"lr_drop_below must be > 0 or None, got {self.lr_drop_below!r}")
+        if not 0 < self.lr_drop_factor <= 1:
+            raise ValueError(f"lr_drop_factor must be in (0, 1], got {self.lr_drop_factor!r}")
+        if not isinstance(self.fused_optimizer, bool):
+            raise ValueError(f"TrainConfig.fused_optimizer must be a bool, got {self.fused_optimizer!r}")
+        if self.fused_optimizer and self.optimizer != "adam":
+            raise ValueError("TrainConfig.fused_optimizer=True needs optimizer='adam' (an option of "
+                             f"Adam; RMSProp has no counterpart here), got optimizer={self.optimizer!r}")
 
     @classmethod
     def preset(cls, name: str, **overrides) -> TrainConfig:
-        """A named recipe: ``"<task>-<model>"`` (the paper's settings) or ``"tiny"``."""
+        """A named recipe: ``"<task>-<model>"`` (the paper's settings), a ``fast-*`` recipe for a
+        small compute budget, or ``"tiny"``."""
         if name not in _RECIPES:
             raise ValueError(f"unknown training recipe {name!r}; expected one of {cls.preset_names()}")
         return replace(_RECIPES[name], **overrides)
@@ -294,38 +199,15 @@ _RECIPES["fast-adam"] = TrainConfig(optimizer="adam", lr=1e-3, eps=1e-8, **_FAST
 _RECIPES["fast-adam-curriculum"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, curriculum_sequences=50_000, curriculum_start=0.1, **_FAST
 )
-# fast-adam, then a 33-fold smaller step once the training bit errors first fall below 0.1 per
-# sequence (issue 7, measured in benchmarks/, see the "Performance and stability" appendix: with
-# the row-0 copy NTM every seed converged, and over three times its sequences 3 of 10 seeds rose
-# just above 1 bit per sequence (at most 1.92; 4 of 10, at most 1.88, with the current kernel
-# and fused Adam), against 4 of 5, three to chance, without the
-# drop; a tenfold drop (this recipe's first version) left relapses in 2-3 seeds of 5, a 0.3-fold
-# one in 4; AMSGrad, Adam eps 1e-4 and beta2 0.99 did worse). Changes after the drop -- annealing
-# the step (lr_half_life_after_drop), AMSGrad from the drop, mixed-length batches -- did not remove
-# the relapses: the relapsing seeds were never really below 0.1 when the drop came; neither did
-# mixed-length batches from the start (2 of 5). Spike clipping (spike_clip=3) gave 2 of 10 and
-# faster convergence, but collapses without the drop and learned less after it, so it is not on.
-# A step that follows the errors (lr_follow_errors) collapsed when it could rise again and
-# relapsed when it only fell; drawing lengths by their errors (focus_errors=0.8) relapsed in 5 of 10.
-# It runs PyTorch's fused Adam (fused_optimizer; the update of fast-adam, faster per step).
-# Weight noise (weight_noise=0.02) relapsed in 1 of the same 10 seeds but in 5 of 10 fresh ones
-# (seeds 10-19, where this recipe relapsed in 4 of 10), so it is not on either. A 100-fold drop
-# gave 19 of the 20 seeds the same verdict (the relapses are settled before the drop, mostly in
-# seeds that cross early), and keeping the full step 20,000 sequences past the crossing
-# (lr_drop_delay) collapsed 4 of 4 of those seeds. A tenfold drop relapsed in 8 of 20 too, more
-# deeply (to 13), with better final models (15 of 20 within Part III's targets, against 10); on
-# the eight seeds that relapse a 0.3-fold one collapsed 4 of 4, and weight noise from the drop
-# (weight_noise_from_drop) relapsed in 8; batches of 64 relapsed in 3 of 5.
+# fast-adam with PyTorch's fused Adam, and a 33-fold smaller step once the training bit errors
+# first fall below 0.1 per sequence: the copy NTM's recipe before its sharpening was bounded.
 _RECIPES["fast-adam-settle"] = TrainConfig(
     optimizer="adam", lr=1e-3, eps=1e-8, lr_drop_below=0.1, lr_drop_factor=0.03,
     fused_optimizer=True, **_FAST
 )
-# fast-adam-settle with a tenfold drop, for the copy NTM whose sharpening is bounded at 2
-# (NTMConfig.preset("copy-row0-gamma2")): the benchmark's and the shipped copy model's recipe
-# (issue 7). On 40 seeds of that model every seed converged (median 21 s, worst 52 s) and none
-# rose above 1 bit per sequence over three times its sequences (worst running mean 0.95); 30 of
-# the 40 models at the end of those runs met Part III's copy targets. The tenfold drop alone
-# relapsed in 8 of 20 seeds of the unbounded model (see the appendix).
+# The same with a tenfold drop: the recipe of the shipped copy NTM, whose sharpening is bounded
+# at 2 (NTMConfig.preset("copy-row0-gamma2")), and of the convergence benchmark. How the two were
+# chosen, and what they give over forty seeds, is in the "Performance and stability" appendix.
 _RECIPES["fast-adam-settle10"] = replace(_RECIPES["fast-adam-settle"], lr_drop_factor=0.1)
 _RECIPES["fast-rmsprop"] = TrainConfig(lr=3e-4, **{**_FAST, "batch_size": 16})
 _RECIPES["tiny"] = TrainConfig(
@@ -358,9 +240,8 @@ def make_optimizer(params: Iterable[nn.Parameter], config: TrainConfig) -> torch
             params, lr=config.lr, alpha=config.alpha, eps=config.eps, momentum=config.momentum,
             centered=True,
         )
-    # fused=None (not False) leaves PyTorch's own choice, as before the option existed.
-    return torch.optim.Adam(params, lr=config.lr, eps=config.eps, amsgrad=config.amsgrad,
-                            betas=(config.beta1, config.beta2),
+    # fused=None (not False) leaves PyTorch's own choice of implementation.
+    return torch.optim.Adam(params, lr=config.lr, eps=config.eps,
                             fused=True if config.fused_optimizer else None)
 
 
@@ -373,186 +254,12 @@ def clip_gradients(params: Iterable[nn.Parameter], config: TrainConfig) -> None:
         torch.nn.utils.clip_grad_norm_(params, config.clip_norm)
 
 
-def clip_spikes(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
-    """Spike clipping (``config.spike_clip``): rescale the whole gradient of the optimizer's
-    parameters to at most ``spike_clip`` times the running mean of the norms of earlier batches;
-    then update that mean with the norm as applied. The mean, and a count of clipped batches
-    (``spike_clips``), live in the first parameter group, so a checkpoint of the optimizer keeps
-    them and a resumed run clips exactly as an uninterrupted one. The first batch with a nonzero
-    gradient only starts the mean (a zero mean would clip every later gradient to nothing).
-    Returns True when this batch was clipped."""
-    if config.spike_clip is None:
-        return False
-    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-    norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
-    if not math.isfinite(norm):
-        raise FloatingPointError(f"the gradient's norm became {norm}; lower the learning rate")
-    group = optimizer.param_groups[0]
-    mean = group.get("grad_norm_mean") or None  # none yet, or only zero gradients so far
-    group.setdefault("spike_clips", 0)
-    clipped = mean is not None and norm > config.spike_clip * mean
-    if clipped:
-        limit = config.spike_clip * mean
-        torch.nn.utils.clip_grads_with_norm_(params, limit, torch.tensor(norm))
-        group["spike_clips"] += 1
-        norm = limit
-    group["grad_norm_mean"] = _running_mean(mean, norm, config.spike_clip_beta)
-    return clipped
-
-
-def _running_mean(mean: float | None, value: float, beta: float) -> float:
-    """An exponential running mean with decay ``beta``; ``value`` itself starts it (``mean`` None)."""
-    return value if mean is None else beta * mean + (1 - beta) * value
-
-
-def follow_errors(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float
-) -> None:
-    """The learning rate that follows the errors (``config.lr_follow_errors``): update the
-    running mean of the training bit errors per sequence with this batch's ``bit_errors`` and set
-    every group's step to ``lr * clamp((mean / lr_follow_errors) ** lr_follow_power,
-    lr_follow_floor, 1)`` -- or, with ``lr_follow_down_only``, to that or its current step,
-    whichever is smaller. The mean lives in the first parameter group (``errors_mean``), so a
-    checkpoint of the optimizer keeps it and a resumed run goes on as an uninterrupted one."""
-    if config.lr_follow_errors is None:
-        return
-    group = optimizer.param_groups[0]
-    mean = _running_mean(group.get("errors_mean"), bit_errors, config.lr_follow_beta)
-    group["errors_mean"] = mean
-    factor = (mean / config.lr_follow_errors) ** config.lr_follow_power
-    lr = config.lr * min(1.0, max(config.lr_follow_floor, factor))
-    for g in optimizer.param_groups:
-        g["lr"] = min(g["lr"], lr) if config.lr_follow_down_only else lr
-
-
 def difficulty_at(sequences_seen: int, config: TrainConfig) -> float:
     """The curriculum's fraction of the training range after ``sequences_seen`` sequences."""
     if config.curriculum_sequences <= 0:
         return 1.0
     progress = min(1.0, sequences_seen / config.curriculum_sequences)
     return config.curriculum_start + (1.0 - config.curriculum_start) * progress
-
-
-def maybe_drop_lr(
-    optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float, seen: int = 0
-) -> bool:
-    """Apply the recipe's one-time learning-rate drop: ``config.lr_drop_delay`` sequences after
-    the first time ``bit_errors`` (per sequence, recent training batches) is below
-    ``config.lr_drop_below`` (at once with no delay), if it has not happened yet; ``seen``:
-    sequences trained on so far (kept as the drop's position, for ``settle_lr``).
-
-    Whether it happened is read from the optimizer's own learning rate, and the first crossing is
-    kept in its param groups (``lr_below_at``), both of which a checkpoint restores with the
-    position and the AMSGrad switch, so a resumed run drops at the same point as an
-    uninterrupted one. Returns True when it drops now.
-    """
-    if config.lr_drop_below is None or lr_dropped(optimizer, config):
-        return False
-    groups = optimizer.param_groups
-    if "lr_below_at" not in groups[0]:
-        if not bit_errors < config.lr_drop_below:
-            return False
-        for g in groups:
-            g["lr_below_at"] = seen
-    if seen - groups[0]["lr_below_at"] < config.lr_drop_delay:
-        return False
-    for g in groups:
-        g["lr"] = config.lr * config.lr_drop_factor
-        g["lr_dropped_at"] = seen
-        if config.amsgrad_after_drop and not g["amsgrad"]:
-            g["amsgrad"] = True
-            for p in g["params"]:
-                state = optimizer.state[p]
-                if "exp_avg_sq" in state:  # a parameter never updated starts AMSGrad as Adam would
-                    state["max_exp_avg_sq"] = state["exp_avg_sq"].clone()
-    return True
-
-
-def settle_lr(optimizer: torch.optim.Optimizer, config: TrainConfig, seen: int) -> None:
-    """After the drop, set the learning rate to ``lr * lr_drop_factor * 0.5 ** (sequences since
-    the drop / lr_half_life_after_drop)``; nothing before the drop or without a half-life."""
-    if not config.lr_half_life_after_drop or not lr_dropped(optimizer, config):
-        return
-    for g in optimizer.param_groups:
-        since = max(0, seen - g.get("lr_dropped_at", seen))
-        g["lr"] = config.lr * config.lr_drop_factor * 0.5 ** (since / config.lr_half_life_after_drop)
-
-
-def lr_dropped(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
-    """Whether the recipe's learning-rate drop has happened (read from the optimizer's state)."""
-    return any(g["lr"] < config.lr for g in optimizer.param_groups)
-
-
-def mixed_batches_now(optimizer: torch.optim.Optimizer, config: TrainConfig) -> bool:
-    """Whether the next training batch mixes lengths (``config.mixed_lengths``)."""
-    if config.mixed_lengths == "after-drop":
-        return lr_dropped(optimizer, config)
-    return config.mixed_lengths == "always"
-
-
-def draw_training_batch(
-    task: Task,
-    batch_size: int,
-    generator: torch.Generator,
-    seen: int,
-    optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
-) -> Batch:
-    """The batch the recipe draws after ``seen`` sequences: the curriculum's difficulty
-    (:func:`difficulty_at`), one length per batch or mixed (:func:`mixed_batches_now`), and the
-    sizes drawn by their errors (:func:`focused_sizes`) with ``config.focus_errors``."""
-    difficulty = difficulty_at(seen, config)
-    if not config.focus_errors:
-        return task.sample_train(batch_size, generator, difficulty,
-                                 mixed=mixed_batches_now(optimizer, config))
-    sizes = focused_sizes(task, generator, difficulty, optimizer, config)
-    return task.sample(batch_size, generator, **sizes)
-
-
-def _size_key(sizes: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sizes.items())
-
-
-def focused_sizes(
-    task: Task,
-    generator: torch.Generator,
-    difficulty: float,
-    optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
-) -> dict[str, int]:
-    """The sizes of the next batch with ``config.focus_errors`` = f: each of the N sizes of the
-    (curriculum-shrunk) training range with probability (1 - f) / N + f * e / sum(e), e the
-    size's running mean of bit errors per sequence, kept by :func:`note_size_errors` in the
-    optimizer's first parameter group (``size_errors``; a size not drawn yet counts as the worst
-    one, and uniform while none has errors). The drawn sizes wait there (``focus_sizes``) for
-    the batch's errors."""
-    try:
-        grid = task.training_sizes(difficulty)
-    except NotImplementedError:
-        raise ValueError(f"focus_errors needs a task whose sizes are drawn from training ranges; "
-                         f"{task.name!r} has none") from None
-    group = optimizer.param_groups[0]
-    known = group.setdefault("size_errors", {})
-    worst = max(known.values(), default=1.0)
-    e = torch.tensor([known.get(_size_key(g), worst) for g in grid], dtype=torch.float64)
-    f = config.focus_errors
-    p = torch.full_like(e, 1 / len(grid))
-    if e.sum() > 0:
-        p = (1 - f) * p + f * e / e.sum()
-    sizes = grid[int(torch.multinomial(p, 1, generator=generator))]
-    group["focus_sizes"] = _size_key(sizes)
-    return sizes
-
-
-def note_size_errors(optimizer: torch.optim.Optimizer, config: TrainConfig, bit_errors: float) -> None:
-    """With ``config.focus_errors``: fold this batch's bit errors per sequence into the running
-    mean of the sizes :func:`focused_sizes` drew for it (decay ``focus_beta``)."""
-    group = optimizer.param_groups[0]
-    key = group.pop("focus_sizes", None)
-    if not config.focus_errors or key is None:
-        return
-    known = group.setdefault("size_errors", {})
-    known[key] = _running_mean(known.get(key), bit_errors, config.focus_beta)
 
 
 def hard_schedule_at(sequences_seen: int, config: TrainConfig) -> tuple[float, float]:
@@ -577,65 +284,24 @@ def train_step(
     config: TrainConfig,
 ) -> tuple[float, float]:
     """One update on one batch; returns the batch's summed cost (bits) and summed bit errors.
-    With ``config.weight_noise`` the forward and backward pass see noisy weights
-    (:func:`add_weight_noise`) and the update is applied to the noiseless ones."""
+    Raises FloatingPointError if the loss is not finite."""
     inputs, targets, mask = batch
     if not model.training:  # (walking the module tree every step costs about 1% of a fused one)
         model.train()
     optimizer.zero_grad(set_to_none=True)
-    clean = add_weight_noise(optimizer, config)
-    try:
-        logits = model(inputs)  # (B, T, O)
-        cost_nats = sequence_cost_nats(logits, targets, mask)  # (B,)
-        loss = cost_nats.mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
-        loss.backward()
-    finally:
-        remove_weight_noise(clean)
+    logits = model(inputs)  # (B, T, O)
+    cost_nats = sequence_cost_nats(logits, targets, mask)  # (B,)
+    loss = cost_nats.mean()
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the training loss became {loss.item()}; lower the learning rate")
+    loss.backward()
     with torch.no_grad():
         errors = float(sequence_bit_errors(logits, targets, mask).sum())
-    per_sequence = errors / inputs.shape[0]
-    follow_errors(optimizer, config, per_sequence)
-    note_size_errors(optimizer, config, per_sequence)
     # The parameters the optimizer updates (the same set as model.parameters() for every model
     # here, without walking the module tree again).
     clip_gradients((p for g in optimizer.param_groups for p in g["params"]), config)
-    clip_spikes(optimizer, config)
     optimizer.step()
     return float(cost_nats.detach().sum()) / math.log(2.0), errors
-
-
-def add_weight_noise(
-    optimizer: torch.optim.Optimizer, config: TrainConfig
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Weight noise (``config.weight_noise``): add Gaussian noise of that standard deviation to
-    every parameter the optimizer updates, drawn from torch's global RNG (one draw per parameter,
-    in the optimizer's order); returns ``(parameter, noiseless copy)`` pairs for
-    :func:`remove_weight_noise` (none when off). The idea: with every batch seen through
-    slightly perturbed weights, a decision that only just comes out right (a read head that only
-    just holds its row) fails in training often enough to be learned. On the copy task it
-    widened that margin but did not reliably remove relapses (the "Performance and stability"
-    appendix: 6 of 20 seeds relapsed with noise 0.02, 8 of 20 without). With
-    ``config.weight_noise_from_drop`` there is no noise before the learning-rate drop."""
-    if config.weight_noise is None or (
-        config.weight_noise_from_drop and not lr_dropped(optimizer, config)
-    ):
-        return []
-    clean = []
-    with torch.no_grad():
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                clean.append((p, p.detach().clone()))
-                p.add_(torch.randn_like(p), alpha=config.weight_noise)
-    return clean
-
-
-def remove_weight_noise(clean: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
-    """Put back the noiseless weights :func:`add_weight_noise` kept (exactly, not by subtracting)."""
-    with torch.no_grad():
-        for p, value in clean:
-            p.copy_(value)
 
 
 @torch.no_grad()
@@ -700,7 +366,260 @@ def size_sweep(
     return rows
 
 
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- the loop
+
+
+class Callback:
+    """Something :func:`train` calls at fixed points of the loop; every method is optional.
+
+    ``on_start`` before the first batch (also when resuming), ``on_batch_start`` before each
+    batch is drawn, ``on_log_row`` after each learning-curve row (``loop.rows[-1]``),
+    ``on_batch_end`` after each update with the batch's summed cost (bits), summed bit errors and
+    size, ``on_end`` when the loop stops. A callback stops the loop by setting ``loop.stop``.
+    What it must remember across a resume it returns from ``state_dict`` (plain Python values
+    and tensors) and takes back in ``load_state_dict``; the loop saves it in the checkpoint under
+    ``key`` (the class name unless set).
+    """
+
+    key: str = ""
+
+    def on_start(self, loop: TrainLoop) -> None:
+        pass
+
+    def on_batch_start(self, loop: TrainLoop) -> None:
+        pass
+
+    def on_log_row(self, loop: TrainLoop) -> None:
+        pass
+
+    def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
+        pass
+
+    def on_end(self, loop: TrainLoop) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _key(callback: Callback) -> str:
+    return callback.key or type(callback).__name__
+
+
+class LearningRateDrop(Callback):
+    """The recipe's one-time drop (``lr_drop_below``, ``lr_drop_factor``): the first time a
+    learning-curve row's training bit errors per sequence are below ``lr_drop_below``, every
+    parameter group's learning rate becomes ``lr * lr_drop_factor``. Whether it happened is read
+    from the optimizer's learning rate, which the checkpoint restores, so a resumed run drops at
+    the same row as an uninterrupted one; ``dropped_at`` (sequences) is kept for reports."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.dropped_at: int | None = None
+
+    def on_log_row(self, loop: TrainLoop) -> None:
+        c = self.config
+        if c.lr_drop_below is None or self.dropped(loop.optimizer):
+            return
+        if loop.rows[-1][2] < c.lr_drop_below:
+            for g in loop.optimizer.param_groups:
+                g["lr"] = c.lr * c.lr_drop_factor
+            self.dropped_at = loop.seen
+
+    def dropped(self, optimizer: torch.optim.Optimizer) -> bool:
+        return any(g["lr"] < self.config.lr for g in optimizer.param_groups)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"dropped_at": self.dropped_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.dropped_at = state.get("dropped_at")
+
+
+class HardSchedule(Callback):
+    """The hard heads' temperature and hard/soft mix (:func:`hard_schedule_at`), set on the
+    model before every batch and when the loop ends."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def on_batch_start(self, loop: TrainLoop) -> None:
+        loop.model.set_hard_schedule(*hard_schedule_at(loop.seen, self.config))
+
+    on_start = on_end = on_batch_start
+
+
+class CurveLog(Callback):
+    """Rewrites the learning curve as a CSV file (``LOG_COLUMNS``) at every row, atomically."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_log_row(self, loop: TrainLoop) -> None:
+        write_csv(self.path, LOG_COLUMNS, loop.rows)
+
+
+class Progress(Callback):
+    """A tqdm progress bar on stderr, with the last row's cost and bit errors."""
+
+    def __init__(self, desc: str = "") -> None:
+        self.desc, self.bar = desc, None
+
+    def on_start(self, loop: TrainLoop) -> None:
+        self.bar = tqdm(total=loop.config.sequences, initial=loop.seen, file=sys.stderr,
+                        unit="seq", desc=self.desc, dynamic_ncols=True)
+
+    def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
+        self.bar.update(size)
+
+    def on_log_row(self, loop: TrainLoop) -> None:
+        self.bar.set_postfix(cost=f"{loop.rows[-1][1]:.2f}", errors=f"{loop.rows[-1][2]:.2f}")
+
+    def on_end(self, loop: TrainLoop) -> None:
+        self.bar.close()
+
+
+class Checkpoints(Callback):
+    """Calls ``save(loop)`` whenever the run passes a multiple of ``every`` sequences before its
+    end (the end itself is the caller's to save, after the final evaluation); with
+    ``stop_after``, stops the loop at the first checkpoint at or after that many sequences, as if
+    the run had been interrupted there."""
+
+    def __init__(self, save, every: int, stop_after: int | None = None) -> None:
+        self.save, self.every, self.stop_after = save, every, stop_after
+
+    def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
+        if loop.seen >= loop.config.sequences or loop.seen // self.every == (loop.seen - size) // self.every:
+            return
+        self.save(loop)
+        if self.stop_after is not None and loop.seen >= self.stop_after:
+            loop.stop = True
+
+
+class TrainLoop:
+    """The state of one training run: the model, its optimizer, the data generator (seeded with
+    ``seed``), the counters and the learning curve so far, and the callbacks. :func:`train`
+    builds one and runs it; a resumed run loads a checkpoint's :meth:`state_dict` first.
+
+    The model is built (after ``torch.manual_seed``) and moved to ``device`` by the caller.
+    Callbacks from the recipe and the model come first: :class:`LearningRateDrop` when the
+    recipe has a drop, :class:`HardSchedule` when the model has hard heads.
+    """
+
+    def __init__(self, model: nn.Module, task: Task, config: TrainConfig, *, seed: int = 0,
+                 device: torch.device | str = "cpu", callbacks: Sequence[Callback] = ()) -> None:
+        self.model, self.task, self.config, self.device = model, task, config, torch.device(device)
+        self.optimizer = make_optimizer(model.parameters(), config)
+        self.generator = torch.Generator().manual_seed(seed)  # every training batch comes from here
+        self.seen, self.wall = 0, 0.0
+        self.acc = [0.0, 0.0, 0]  # cost (bits), bit errors, sequences since the last row
+        self.rows: list[list[float]] = []
+        self.stop = False
+        builtin: list[Callback] = []
+        if config.lr_drop_below is not None:
+            builtin.append(LearningRateDrop(config))
+        if hasattr(model, "set_hard_schedule"):
+            builtin.append(HardSchedule(config))
+        self.callbacks = [*builtin, *callbacks]
+        keys = [_key(c) for c in self.callbacks]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"callbacks need distinct keys for their checkpointed state, got {keys}")
+
+    def callback(self, kind: type) -> Callback | None:
+        """The first callback of class ``kind``, or None."""
+        return next((c for c in self.callbacks if isinstance(c, kind)), None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs to resume: optimizer, RNG states, counters, callbacks."""
+        rng = {"data": self.generator.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+            "train_state": {
+                "sequences_seen": self.seen, "wall_seconds": self.wall,
+                "accumulator": list(self.acc),
+                "callbacks": {_key(c): c.state_dict() for c in self.callbacks},
+            },
+        }
+
+    def load_state_dict(self, state: dict[str, Any], rows: Sequence[Sequence[float]] = ()) -> None:
+        """Continue from ``state`` (:meth:`state_dict`, as a checkpoint holds it) with the
+        learning-curve ``rows`` written up to it."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["rng"]["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        st = state["train_state"]
+        self.seen, self.wall = int(st["sequences_seen"]), float(st["wall_seconds"])
+        self.acc = list(st["accumulator"])
+        self.rows = [list(r) for r in rows if r[0] <= self.seen]
+        saved = st.get("callbacks", {})  # absent in checkpoints written before callbacks had state
+        for c in self.callbacks:
+            c.load_state_dict(saved.get(_key(c), {}))
+
+    def run(self) -> TrainLoop:
+        """Train until ``config.sequences`` sequences have been seen (the last batch may be
+        smaller, so that exactly that many are) or a callback sets ``stop``. Raises
+        FloatingPointError if the loss stops being finite."""
+        c = self.config
+        total, every = c.sequences, c.log_every
+        self.stop = False
+        for cb in self.callbacks:
+            cb.on_start(self)
+        while self.seen < total and not self.stop:
+            b = min(c.batch_size, total - self.seen)
+            start = time.perf_counter()
+            for cb in self.callbacks:
+                cb.on_batch_start(self)
+            batch = self.task.sample_train(b, self.generator, difficulty_at(self.seen, c))
+            batch = tuple(t.to(self.device) for t in batch)
+            cost, errors = train_step(self.model, batch, self.optimizer, c)
+            self.wall += time.perf_counter() - start
+            self.seen += b
+            self.acc = [self.acc[0] + cost, self.acc[1] + errors, self.acc[2] + b]
+            if self.seen // every > (self.seen - b) // every or self.seen >= total:
+                n = self.acc[2]
+                self.rows.append([self.seen, self.acc[0] / n, self.acc[1] / n, round(self.wall, 3)])
+                self.acc = [0.0, 0.0, 0]
+                for cb in self.callbacks:
+                    cb.on_log_row(self)
+            for cb in self.callbacks:
+                cb.on_batch_end(self, cost, errors, b)
+        for cb in self.callbacks:
+            cb.on_end(self)
+        return self
+
+
+def train(
+    model: nn.Module,
+    task: Task | str,
+    config: TrainConfig,
+    *,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    callbacks: Sequence[Callback] = (),
+    state: dict[str, Any] | None = None,
+    rows: Sequence[Sequence[float]] = (),
+) -> TrainLoop:
+    """Train ``model`` on ``task`` with the recipe ``config``: the one training loop of the
+    package (see :class:`TrainLoop` and :class:`Callback`). Batches come from a generator seeded
+    with ``seed``; ``state`` (and the curve's ``rows``) resume a run from its checkpoint.
+    Returns the finished loop: ``loop.rows`` is the learning curve, ``loop.seen`` and
+    ``loop.wall`` the sequences and seconds of training."""
+    loop = TrainLoop(model, get_task(task) if isinstance(task, str) else task, config, seed=seed,
+                     device=device, callbacks=callbacks)
+    if state is not None:
+        loop.load_state_dict(state, rows)
+    return loop.run()
+
+
+# --------------------------------------------------------------------------- a run on disk
 
 
 @dataclass
@@ -713,7 +632,6 @@ class TrainResult:
     rows: list[list[float]]
     metrics: dict[str, float]
     exported: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_name(task: str, model_kind: str) -> str:
@@ -721,14 +639,22 @@ def run_name(task: str, model_kind: str) -> str:
 
 
 def _train_config_differences(found: dict[str, Any], expected: TrainConfig) -> list[str]:
+    """The recipe fields in which a checkpoint's manifest (``found``) differs from ``expected``;
+    a field missing from an older manifest counts as its default."""
     wanted = dataclasses.asdict(expected)
-    defaults = dataclasses.asdict(TrainConfig())  # a field added later: its default was used
+    defaults = dataclasses.asdict(TrainConfig())
     free = {"sequences", "checkpoint_every", "eval_sequences"}  # may change when resuming
     return [
         f"{k}: checkpoint={found.get(k, defaults[k])!r}, now={v!r}"
         for k, v in wanted.items()
         if k not in free and found.get(k, defaults[k]) != v
     ]
+
+
+def removed_options_in_use(found: dict[str, Any]) -> list[str]:
+    """The options of :data:`REMOVED_OPTIONS` that a manifest's recipe (``found``) set to a
+    value other than the one that left them off."""
+    return [f"{k}={found[k]!r}" for k, off in REMOVED_OPTIONS.items() if k in found and found[k] != off]
 
 
 def run_training(
@@ -747,7 +673,7 @@ def run_training(
     stop_after: int | None = None,
     fused: bool = False,
 ) -> TrainResult:
-    """Train (or resume training) one model on one task; see the module docstring.
+    """Train (or resume training) one model on one task with :func:`train`, on disk.
 
     Writes ``out_dir/<task>-<model>.pt`` (+ ``.json`` manifest) every ``checkpoint_every``
     sequences and at the end, and the learning curve ``out_dir/<task>-<model>.csv``. With
@@ -781,12 +707,24 @@ def run_training(
     model = build_model(model_kind, model_config).to(device)
     if fused:
         model.use_fused()
-    optimizer = make_optimizer(model.parameters(), train_config)
-    data_gen = torch.Generator().manual_seed(seed)  # every training batch comes from here
-    seen, wall = 0, 0.0
-    acc = [0.0, 0.0, 0]  # cost (bits), bit errors, sequences since the last log row
-    rows: list[list[float]] = []
 
+    def save(loop: TrainLoop, metrics: dict[str, float] | None = None) -> None:
+        if metrics is None:  # a checkpoint during the run: the last row's training figures
+            metrics = {"train_cost_bits": loop.rows[-1][1], "train_bit_errors": loop.rows[-1][2]} \
+                if loop.rows else {}
+        state = loop.state_dict()
+        save_checkpoint(
+            ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
+            sequences_seen=loop.seen, metrics=metrics, optimizer_state=state["optimizer"],
+            train_config=train_config, rng_state=state["rng"], train_state=state["train_state"],
+            command=command,
+        )
+
+    callbacks: list[Callback] = [CurveLog(log_path),
+                                 Checkpoints(save, train_config.checkpoint_every, stop_after)]
+    if progress:
+        callbacks.append(Progress(name))
+    loop = TrainLoop(model, task, train_config, seed=seed, device=device, callbacks=callbacks)
     if resume:
         ckpt = load_checkpoint(ckpt_path, model_config, task=task_name, model_kind=model_kind)
         missing = [k for k in ("optimizer", "rng", "train_state") if k not in ckpt.state]
@@ -795,7 +733,15 @@ def run_training(
                 "--resume expects a checkpoint with resume state (optimizer, rng, train_state), "
                 f"got {ckpt_path} without {', '.join(missing)}; it cannot be resumed"
             )
-        diff = _train_config_differences(ckpt.manifest.get("train_config") or {}, train_config)
+        found = ckpt.manifest.get("train_config") or {}
+        removed = removed_options_in_use(found)
+        if removed:
+            raise CheckpointError(
+                f"checkpoint {ckpt_path} was trained with {', '.join(removed)}: training options "
+                "this version no longer has (the book's 'Performance and stability' appendix "
+                "names the version that does); it cannot be resumed here"
+            )
+        diff = _train_config_differences(found, train_config)
         if diff:
             raise CheckpointError(
                 f"checkpoint {ckpt_path} was trained with a different recipe: " + "; ".join(diff)
@@ -806,77 +752,25 @@ def run_training(
                 f"expected the same seed, got {seed}"
             )
         model.load_state_dict(ckpt.model.state_dict())
-        optimizer.load_state_dict(ckpt.state["optimizer"])
-        data_gen.set_state(ckpt.state["rng"]["data"])
-        torch.set_rng_state(ckpt.state["rng"]["torch"])
-        if "cuda" in ckpt.state["rng"] and torch.device(device).type == "cuda":
-            torch.cuda.set_rng_state(ckpt.state["rng"]["cuda"], torch.device(device))
-        st = ckpt.state["train_state"]
-        seen, wall, acc = int(st["sequences_seen"]), float(st["wall_seconds"]), list(st["accumulator"])
-        if log_path.exists():
-            rows = [
-                [int(r["sequences"]), float(r["cost_bits"]), float(r["bit_errors"]), float(r["wall_seconds"])]
-                for r in read_csv(log_path)
-                if int(r["sequences"]) <= seen
-            ]
-        write_csv(log_path, LOG_COLUMNS, rows)
+        rows = [
+            [int(r["sequences"]), float(r["cost_bits"]), float(r["bit_errors"]), float(r["wall_seconds"])]
+            for r in (read_csv(log_path) if log_path.exists() else [])
+        ]
+        loop.load_state_dict(ckpt.state, rows)
+        write_csv(log_path, LOG_COLUMNS, loop.rows)
 
-    def save(metrics: dict[str, float]) -> None:
-        rng = {"data": data_gen.get_state(), "torch": torch.get_rng_state()}
-        if torch.device(device).type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(torch.device(device))
-        save_checkpoint(
-            ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
-            sequences_seen=seen, metrics=metrics, optimizer_state=optimizer.state_dict(),
-            train_config=train_config,
-            rng_state=rng,
-            train_state={"sequences_seen": seen, "wall_seconds": wall, "accumulator": list(acc)},
-            command=command,
-        )
+    loop.run()
+    if loop.stop:  # stopped by stop_after, right after a checkpoint
+        last = {"train_cost_bits": loop.rows[-1][1], "train_bit_errors": loop.rows[-1][2]} if loop.rows else {}
+        return TrainResult(model, ckpt_path, log_path, loop.rows, last)
 
-    total = train_config.sequences
-    bar = tqdm(total=total, initial=seen, file=sys.stderr, disable=not progress, unit="seq",
-               desc=name, dynamic_ncols=True)
-    B, every = train_config.batch_size, train_config.log_every
-    while seen < total:
-        b = min(B, total - seen)  # the last batch may be smaller: exactly `total` sequences
-        start = time.perf_counter()
-        batch = draw_training_batch(task, b, data_gen, seen, optimizer, train_config)
-        if hasattr(model, "set_hard_schedule"):
-            model.set_hard_schedule(*hard_schedule_at(seen, train_config))
-        batch = tuple(t.to(device) for t in batch)
-        settle_lr(optimizer, train_config, seen)
-        cost, errors = train_step(model, batch, optimizer, train_config)
-        wall += time.perf_counter() - start
-        seen += b
-        acc = [acc[0] + cost, acc[1] + errors, acc[2] + b]
-        bar.update(b)
-        if seen // every > (seen - b) // every or seen >= total:
-            rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
-            acc = [0.0, 0.0, 0]
-            write_csv(log_path, LOG_COLUMNS, rows)
-            maybe_drop_lr(optimizer, train_config, rows[-1][2], seen)
-            bar.set_postfix(cost=f"{rows[-1][1]:.2f}", errors=f"{rows[-1][2]:.2f}")
-        ckpt_every = train_config.checkpoint_every
-        if seen >= total:
-            break
-        if seen // ckpt_every > (seen - b) // ckpt_every:
-            last = {"train_cost_bits": rows[-1][1], "train_bit_errors": rows[-1][2]} if rows else {}
-            save(last)
-            if stop_after is not None and seen >= stop_after:
-                bar.close()
-                return TrainResult(model, ckpt_path, log_path, rows, last)
-    bar.close()
-
-    if hasattr(model, "set_hard_schedule"):  # also when resuming a finished run
-        model.set_hard_schedule(*hard_schedule_at(seen, train_config))
     eval_gen = torch.Generator().manual_seed(seed + 1_000_003)  # fresh data, never trained on
     metrics = evaluate_model(model, task, train_config.eval_sequences, eval_gen, device=device)
     final = {f"eval_{k}": v for k, v in metrics.items()}
-    if rows:
-        final.update(train_cost_bits=rows[-1][1], train_bit_errors=rows[-1][2])
-    save(final)
-    result = TrainResult(model, ckpt_path, log_path, rows, final)
+    if loop.rows:
+        final.update(train_cost_bits=loop.rows[-1][1], train_bit_errors=loop.rows[-1][2])
+    save(loop, final)
+    result = TrainResult(model, ckpt_path, log_path, loop.rows, final)
     if export_dir is not None:
         result.exported = export_run(ckpt_path, log_path, export_dir, task, train_config, seed, device)
     return result

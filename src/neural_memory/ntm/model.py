@@ -33,7 +33,7 @@ Initial state (Collier & Beel, 2018 compare these choices):
 * head weightings $\mathbf{w}_0$: learned ($\mathrm{softmax}$ of a parameter) or all weight on
   row 0.
 
-Speed (issue 7): the loop over time is the only Python loop. Inside it nothing loops over
+Speed: the loop over time is the only Python loop. Inside it nothing loops over
 batch elements or heads; the external input's share of the controller's first layer is
 computed for all steps before the loop and the output layer for all steps after it; the head
 weights are fused (and transposed) once per sequence; input checks run once per call. The
@@ -464,7 +464,8 @@ class NTM(nn.Module):
         pass with ``return_trace=True`` always takes the plain path.
 
         Raises:
-            FusedUnsupported: hard addressing (soft heads only).
+            FusedUnsupported: a config the fused unroll does not implement (see
+                ``fused.SUPPORTED_VALUES``), such as hard addressing.
             RuntimeError: the extension cannot be built here (no C++ compiler or ninja).
         """
         from neural_memory.ntm.fused import check_supported, load_extension

@@ -11,11 +11,7 @@ call draws a batch of ``B`` sequences of ``T`` steps:
 **Variable lengths.** By default every sequence inside one batch has the same length (one length
 is drawn per batch). Graves et al. (2014) train with one sequence per update, so nothing is lost,
 and no padding is needed; the mask only marks the answer phase of each sequence. Lengths still
-vary from batch to batch. ``sample_train(..., mixed=True)`` draws each sequence's sizes on its own
-instead and pads the shorter episodes at the end with zero steps whose mask is 0: a batch then
-averages over the whole training range, at the cost of running every sequence for the longest
-one's steps. (Padding at the end cannot change a causal model's earlier outputs, and padded steps
-are never scored.)
+vary from batch to batch.
 
 **Curriculum.** ``sample_train(..., difficulty=d)`` draws from the training range with its upper
 bound shrunk to ``low + ceil(d * (high - low))``; ``d = 1`` is the paper's full range.
@@ -74,22 +70,6 @@ def random_bits(shape: tuple[int, ...], generator: torch.Generator | None) -> to
     return torch.randint(0, 2, shape, generator=generator).float()
 
 
-def pad_and_stack(episodes: list[Batch]) -> Batch:
-    """One batch from episodes of possibly different lengths: each is padded at the end with
-    zero inputs, zero targets and mask 0 up to the longest, then they are concatenated."""
-    if not episodes:
-        raise ValueError("pad_and_stack needs at least one episode")
-    steps = max(e.inputs.shape[1] for e in episodes)
-
-    def pad(t: torch.Tensor) -> torch.Tensor:
-        extra = steps - t.shape[1]
-        if extra == 0:
-            return t
-        return torch.cat([t, t.new_zeros((t.shape[0], extra, *t.shape[2:]))], dim=1)
-
-    return Batch(*(torch.cat([pad(getattr(e, f)) for e in episodes]) for f in Batch._fields))
-
-
 class Task(ABC):
     """A generator of random episodes for one of the paper's tasks.
 
@@ -140,20 +120,10 @@ class Task(ABC):
         batch_size: int,
         generator: torch.Generator | None = None,
         difficulty: float = 1.0,
-        mixed: bool = False,
     ) -> Batch:
-        """Draw a batch from the training distribution (``difficulty`` < 1: curriculum).
-
-        ``mixed``: draw every sequence's sizes independently and pad (see the module docstring)
-        instead of one set of sizes for the whole batch.
-        """
-        if not mixed:
-            return self._batch(batch_size, generator, **self.draw_sizes(generator, difficulty))
-        check_batch_size(batch_size)
-        return pad_and_stack(
-            [self._batch(1, generator, **self.draw_sizes(generator, difficulty))
-             for _ in range(batch_size)]
-        )
+        """Draw a batch from the training distribution (``difficulty`` < 1: curriculum): one
+        set of sizes for the whole batch."""
+        return self._batch(batch_size, generator, **self.draw_sizes(generator, difficulty))
 
     #: the names of the keyword arguments ``sample`` accepts (``length``, ``repeats``, ``items``)
     size_parameters: tuple[str, ...] = ()

@@ -92,10 +92,8 @@ class PrioritySortTask(Task):
         batch_size: int,
         generator: torch.Generator | None = None,
         difficulty: float = 1.0,
-        mixed: bool = False,
     ) -> Batch:
-        """The paper's fixed size; a curriculum shrinks the number of inputs (and outputs).
-        Every sequence of a batch has that one size, so ``mixed`` changes nothing here."""
+        """The paper's fixed size; a curriculum shrinks the number of inputs (and outputs)."""
         length = shrink(1, self.num_inputs, difficulty)
         outputs = max(1, round(self.num_outputs * length / self.num_inputs))
         return priority_sort_batch(batch_size, length, outputs, generator)[0]

@@ -54,6 +54,7 @@ from neural_memory.experiments.common import (
     machine_description,
     run_missing,
 )
+from neural_memory.experiments.sweep import add_sweep_arguments, sweep_options
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.tasks import get_task
 from neural_memory.training import (
@@ -237,8 +238,16 @@ def _header(seeds: list[int], budget: int, command: str) -> dict[str, Any]:
 
 
 def run_all(seeds: list[int], budget: int, out_dir: str | Path, command: str,
-            variants: list[str] | None = None) -> dict[str, Any]:
-    """Run every (seed, variant) not yet in ``out_dir/summary.json``, seeds outermost."""
+            variants: list[str] | None = None, *, workers: int | None = 0,
+            scheduler: Any = None, threads: int = 1) -> dict[str, Any]:
+    """Run every (seed, variant) not yet in ``out_dir/summary.json``, seeds outermost.
+
+    By default one after another in this process (with its torch threads); ``workers=N``
+    (``None``: one per core) runs them on a local Dask cluster, ``scheduler`` (an address, or a
+    ``distributed.Client``) on an existing one whose workers see ``out_dir``, each run with
+    ``threads`` torch threads: the same numbers as in this process with that many threads (see
+    :mod:`neural_memory.experiments.sweep`)."""
+    out_dir = Path(out_dir).absolute()  # the same folder for workers started elsewhere
 
     def job(v: Variant, seed: int) -> dict[str, Any]:
         result = run_one(v, seed, out_dir, sequences=budget)
@@ -250,6 +259,7 @@ def run_all(seeds: list[int], budget: int, out_dir: str | Path, command: str,
         out_dir, budget, seeds, lambda all_seeds: _header(all_seeds, budget, command), jobs,
         lambda key, r: f"{key:32s} cost {r['eval_cost_bits']:8.3f}  errors "
                        f"{r['eval_bit_errors']:7.3f}  {r['wall_seconds']:6.1f}s",
+        workers=workers, scheduler=scheduler, threads=threads,
     )
 
 
@@ -288,12 +298,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="training sequences per run")
     parser.add_argument("--variants", nargs="+", choices=variant_names(), default=None)
     parser.add_argument("--out", default="results/ablation")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_sweep_arguments(parser)  # --workers, --scheduler, --threads
     args = parser.parse_args(argv)
+    options = sweep_options(parser, args)
     torch.set_num_threads(args.threads)
     command = "python -m neural_memory.experiments.ablation " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    run_all(args.seeds, args.budget, args.out, command.strip(), args.variants)
+    run_all(args.seeds, args.budget, args.out, command.strip(), args.variants, **options)
 
 
 if __name__ == "__main__":

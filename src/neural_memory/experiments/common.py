@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from neural_memory.checkpoint import atomic_write_text, read_csv
+from neural_memory.experiments.sweep import describe_runner, run_jobs
 from neural_memory.training import LOG_COLUMNS
 
 __all__ = ["STORED_RESULTS", "code_version", "load_summary", "machine_description", "run_missing"]
@@ -49,6 +50,10 @@ def run_missing(
     header: Callable[[list[int]], dict[str, Any]],
     jobs: Iterable[tuple[str, Callable[[], dict[str, Any]]]],
     describe: Callable[[str, dict[str, Any]], str],
+    *,
+    workers: int | None = 0,
+    scheduler: Any = None,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Run the ``(key, run)`` jobs whose key is not yet stored in ``out_dir/summary.json``.
 
@@ -56,6 +61,14 @@ def run_missing(
     after every run (each run writes its own curve ``out_dir/<key>.csv``), so an interrupted
     command resumes where it stopped. A summary made with another budget is refused.
     ``describe(key, result)`` is the line printed after each run.
+
+    The runs go through :func:`~neural_memory.experiments.sweep.run_jobs`: by default
+    (``workers=0``) one after another in this process; ``workers=N`` (``None``: one per core) on
+    a local Dask cluster, ``scheduler`` (an address or a ``distributed.Client``) on an existing
+    one, each run with ``threads`` torch threads; the summary is then rewritten as each run
+    completes, in whatever order. A run that raises ends the command with a
+    :class:`~neural_memory.experiments.sweep.SweepError` naming it; the runs finished by then
+    stay in the summary.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -67,13 +80,18 @@ def run_missing(
                          f"{summary.get('budget_sequences')} sequences, not {budget}; use another --out")
     all_seeds = sorted(set(summary.get("seeds", [])) | set(seeds))
     summary = {**header(all_seeds), "runs": runs}
-    for key, run in jobs:
-        if key in runs and (out / f"{key}.csv").exists():
-            continue
-        runs[key] = run()
+    todo = [(key, run) for key, run in jobs
+            if not (key in runs and (out / f"{key}.csv").exists())]
+
+    def record(key: str, result: dict[str, Any]) -> None:
+        runs[key] = result
         summary["runs"] = dict(sorted(runs.items()))
         atomic_write_text(summary_path, json.dumps(summary, indent=1) + "\n")
-        print(describe(key, runs[key]), flush=True)
+        print(describe(key, result), flush=True)
+
+    if todo and (workers != 0 or scheduler is not None):
+        print(f"{len(todo)} run(s) {describe_runner(workers, scheduler, threads)}", flush=True)
+    run_jobs(todo, workers=workers, scheduler=scheduler, threads=threads, on_result=record)
     return summary
 
 

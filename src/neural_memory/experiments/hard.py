@@ -56,6 +56,7 @@ from neural_memory.experiments.common import (
     machine_description,
     run_missing,
 )
+from neural_memory.experiments.sweep import add_sweep_arguments, sweep_options
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.ntm.hard import trace_entropy
 from neural_memory.tasks import get_task
@@ -233,8 +234,18 @@ def _header(task: str, seeds: list[int], budget: int, command: str) -> dict[str,
 
 def run_all(task: str, seeds: list[int], out_dir: str | Path, work_dir: str | Path,
             command: str, variants: list[str] | None = None,
-            budget: int | None = None, eval_sequences: int = 512) -> dict[str, Any]:
-    """Run every (seed, variant) not yet in ``<out>/<task>/summary.json``, seeds outermost."""
+            budget: int | None = None, eval_sequences: int = 512, *,
+            workers: int | None = 0, scheduler: Any = None,
+            threads: int = 1) -> dict[str, Any]:
+    """Run every (seed, variant) not yet in ``<out>/<task>/summary.json``, seeds outermost.
+
+    By default one after another in this process (with its torch threads); ``workers=N``
+    (``None``: one per core) runs them on a local Dask cluster, ``scheduler`` (an address, or a
+    ``distributed.Client``) on an existing one whose workers see ``out_dir`` and ``work_dir``,
+    each run with ``threads`` torch threads: the same numbers as in this process with that many
+    threads (see :mod:`neural_memory.experiments.sweep`)."""
+    # The same folders for workers started elsewhere.
+    out_dir, work_dir = Path(out_dir).absolute(), Path(work_dir).absolute()
     budget = _setup(task).sequences if budget is None else budget
     sequences = None if budget == _setup(task).sequences else budget
     jobs = (
@@ -246,6 +257,7 @@ def run_all(task: str, seeds: list[int], out_dir: str | Path, work_dir: str | Pa
     return run_missing(
         Path(out_dir) / task, budget, seeds, lambda all_seeds: _header(task, all_seeds, budget, command),
         jobs, lambda key, r: f"{task} {key:24s} errors {r['eval_bit_errors']:8.3f}  {r['wall_seconds']:7.1f}s",
+        workers=workers, scheduler=scheduler, threads=threads,
     )
 
 
@@ -301,12 +313,14 @@ def main(argv: list[str] | None = None) -> None:
                         help="training sequences per run (default: the task's, see TASKS)")
     parser.add_argument("--out", default="results/hard")
     parser.add_argument("--work", default="runs/hard", help="checkpoints while training")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    add_sweep_arguments(parser)  # --workers, --scheduler, --threads
     args = parser.parse_args(argv)
+    options = sweep_options(parser, args)
     torch.set_num_threads(args.threads)
     command = "python -m neural_memory.experiments.hard " + " ".join(
         sys.argv[1:] if argv is None else argv)
-    run_all(args.task, args.seeds, args.out, args.work, command.strip(), args.variants, args.budget)
+    run_all(args.task, args.seeds, args.out, args.work, command.strip(), args.variants, args.budget,
+            **options)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import importlib
 import json
 import os
 import subprocess
@@ -11,17 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 
-import neural_memory.evaluate as evaluate_cli
 import neural_memory.ntm
 from neural_memory.baselines import LSTMConfig
 from neural_memory.checkpoint import (
     CheckpointError,
-    build_model,
     load_checkpoint,
     manifest_path,
     read_csv,
     save_checkpoint,
 )
+from neural_memory.evaluate import main as evaluate_main
+from neural_memory.registry import build_model
 from neural_memory.tasks import get_task
 from neural_memory.train import main as train_main
 from neural_memory.training import (
@@ -199,7 +200,7 @@ def trained(tmp_path):
 
 
 def test_evaluate_json_is_one_object_with_the_schema(trained, capsys):
-    code = evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
+    code = evaluate_main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
                               "--length", "12", "--sequences", "5", "--json"])
     out = capsys.readouterr().out
     assert code == 0 and out.count("\n") == 1
@@ -209,7 +210,7 @@ def test_evaluate_json_is_one_object_with_the_schema(trained, capsys):
     assert result["size"] == {"length": 12} and result["sequences"] == 5 and result["sequences_seen"] == 8
     assert 0 <= result["bit_error_rate"] <= 1 and result["bit_errors"] <= 12 * 8
     # the same seed gives the same numbers; plain output prints them rounded
-    evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
+    evaluate_main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained),
                        "--length", "12", "--sequences", "5"])
     plain = capsys.readouterr().out
     assert f"bit errors per sequence: {result['bit_errors']:.4f}" in plain
@@ -217,18 +218,18 @@ def test_evaluate_json_is_one_object_with_the_schema(trained, capsys):
 
 
 def test_evaluate_errors_are_clear(trained, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", tmp_path / "none")
-    assert evaluate_cli.main(["--task", "copy", "--model", "lstm"]) == 2
+    monkeypatch.setattr(importlib.import_module("neural_memory.evaluate"), "SHIPPED_DIR", tmp_path / "none")
+    assert evaluate_main(["--task", "copy", "--model", "lstm"]) == 2
     err = capsys.readouterr().err
     assert "no shipped checkpoint for task 'copy' and model 'lstm'" in err
     assert "python -m neural_memory.train --task copy --model lstm" in err
-    assert evaluate_cli.main(["--task", "priority_sort", "--model", "lstm", "--checkpoint", str(trained)]) == 2
+    assert evaluate_main(["--task", "priority_sort", "--model", "lstm", "--checkpoint", str(trained)]) == 2
     assert "task='copy', expected 'priority_sort'" in capsys.readouterr().err
-    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained), "--items", "3"]) == 2
+    assert evaluate_main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained), "--items", "3"]) == 2
     assert "takes ['--length'], not ['--items']" in capsys.readouterr().err
     data = trained.read_bytes()
     trained.write_bytes(data[:-100])
-    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained)]) == 2
+    assert evaluate_main(["--task", "copy", "--model", "lstm", "--checkpoint", str(trained)]) == 2
     assert "copy-lstm.pt is corrupt or truncated" in capsys.readouterr().err
 
 
@@ -238,8 +239,8 @@ def test_evaluate_reads_the_shipped_directory(trained, tmp_path, capsys, monkeyp
     save_checkpoint(ship / "copy-lstm.pt", ckpt.model, ckpt.config, task="copy", model_kind="lstm",
                     seed=0, sequences_seen=8, weights_dtype=torch.float16)
     assert json.loads(manifest_path(ship / "copy-lstm.pt").read_text())["weights_dtype"] == "float16"
-    monkeypatch.setattr(evaluate_cli, "SHIPPED_DIR", ship)
-    assert evaluate_cli.main(["--task", "copy", "--model", "lstm", "--sequences", "3", "--json"]) == 0
+    monkeypatch.setattr(importlib.import_module("neural_memory.evaluate"), "SHIPPED_DIR", ship)
+    assert evaluate_main(["--task", "copy", "--model", "lstm", "--sequences", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["checkpoint"] == str(ship / "copy-lstm.pt")
 
 
@@ -263,7 +264,7 @@ def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
     logits, trace = ckpt.model(torch.zeros(1, 5, 9), return_trace=True)
     assert logits.shape == (1, 5, 8) and trace.read_weights.shape[:2] == (1, 5)
     capsys.readouterr()
-    assert evaluate_cli.main(["--task", "copy", "--model", "ntm", "--checkpoint", str(out / "copy-ntm.pt"),
+    assert evaluate_main(["--task", "copy", "--model", "ntm", "--checkpoint", str(out / "copy-ntm.pt"),
                               "--length", "4", "--sequences", "2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["model"] == "ntm"
 
@@ -523,7 +524,7 @@ def test_train_argument_syntax_errors_are_argparse_errors(args, fragment, tmp_pa
 
 
 def test_train_reports_a_diverging_run_as_one_error_line(tmp_path, capsys, monkeypatch):
-    import neural_memory.train as train_cli
+    train_cli = importlib.import_module("neural_memory.train")  # the module, not the function
 
     def diverge(*args, **kwargs):
         raise FloatingPointError("the training loss became nan; lower the learning rate")

@@ -1,20 +1,92 @@
 """neural_memory: neural networks that read and write memory.
 
-The package behind the book. Parts:
+The package behind the book. What a reader uses is importable from here::
 
-* ``neural_memory.gumbel`` and ``neural_memory.lookup`` -- hard (one-hot) memory reads with the
-  straight-through Gumbel-softmax (Part I).
-* ``neural_memory.ntm`` -- the Neural Turing Machine, addressing stage by stage (Part II).
-* ``neural_memory.viz`` -- the plotting helpers every chapter's figures come from.
+    import neural_memory as nm
+
+    task = nm.get_task("copy")
+    model = nm.NTM(nm.NTMConfig.preset("tiny", input_size=task.input_size,
+                                       output_size=task.output_size))
+    loop = nm.train(model, task, nm.TrainConfig.preset("tiny"), seed=0)
+    print(nm.evaluate(model, task, sequences=64, length=10))
+
+Parts:
+
+* Hard (one-hot) memory reads with the straight-through Gumbel-softmax (Part I):
+  :func:`sample_gumbel`, :func:`gumbel_softmax`, :func:`straight_through`, :class:`HardMemory`
+  (``neural_memory.gumbel``, ``neural_memory.lookup``).
+* The Neural Turing Machine, addressing stage by stage (Part II): :class:`NTM`,
+  :class:`NTMConfig`, :class:`NTMTrace` (``neural_memory.ntm``), and the LSTM baseline of
+  Part III: :class:`LSTMBaseline`, :class:`LSTMConfig` (``neural_memory.baselines``).
+* The paper's four tasks: :func:`get_task`, :data:`TASKS` (``neural_memory.tasks``).
+* Training and evaluation: :class:`TrainConfig`, :func:`train` (the one training loop; its
+  callbacks are in ``neural_memory.training``), :func:`evaluate`; models on disk:
+  :func:`load_checkpoint`, :func:`save_checkpoint`, :func:`load_or_train` (the book's shipped
+  models), and the kinds of model the command line trains (``neural_memory.registry``).
+* ``neural_memory.viz``: the plotting helpers every figure of the book comes from (imported on
+  first use, so that the rest of the package does not need matplotlib at import time).
+
+The command-line programs are ``python -m neural_memory.train`` and
+``python -m neural_memory.evaluate``; ``neural_memory.train`` and ``neural_memory.evaluate`` are
+the functions above (the programs' code is in those modules, e.g. ``neural_memory.train.main``).
 """
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-
-from neural_memory.device import default_device
 
 try:
     __version__ = version("neural-memory")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "default_device"]
+# The command-line modules are imported before the functions of the same name are bound below:
+# importing a submodule sets the package's attribute of that name only when the submodule is
+# first loaded, so from here on ``neural_memory.train`` stays the function.
+from neural_memory import evaluate as _evaluate_cli  # noqa: E402, F401
+from neural_memory import train as _train_cli  # noqa: E402, F401
+from neural_memory.baselines import LSTMBaseline, LSTMConfig  # noqa: E402
+from neural_memory.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from neural_memory.device import default_device  # noqa: E402
+from neural_memory.gumbel import gumbel_softmax, sample_gumbel, straight_through  # noqa: E402
+from neural_memory.lookup import HardMemory  # noqa: E402
+from neural_memory.ntm import NTM, NTMConfig, NTMTrace  # noqa: E402
+from neural_memory.registry import MODEL_KINDS, build_model  # noqa: E402
+from neural_memory.tasks import TASKS, get_task  # noqa: E402
+from neural_memory.training import (  # noqa: E402
+    TrainConfig,
+    evaluate,
+    load_or_train,
+    train,
+)
+
+__all__ = [
+    "MODEL_KINDS",
+    "NTM",
+    "TASKS",
+    "HardMemory",
+    "LSTMBaseline",
+    "LSTMConfig",
+    "NTMConfig",
+    "NTMTrace",
+    "TrainConfig",
+    "__version__",
+    "build_model",
+    "default_device",
+    "evaluate",
+    "get_task",
+    "gumbel_softmax",
+    "load_checkpoint",
+    "load_or_train",
+    "sample_gumbel",
+    "save_checkpoint",
+    "straight_through",
+    "train",
+    "viz",
+]
+
+
+def __getattr__(name: str):
+    """``neural_memory.viz``, imported on first use."""
+    if name == "viz":
+        return importlib.import_module("neural_memory.viz")
+    raise AttributeError(f"module 'neural_memory' has no attribute {name!r}")

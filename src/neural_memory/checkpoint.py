@@ -37,8 +37,8 @@ import torch
 from torch import nn
 
 import neural_memory
+from neural_memory.registry import MODEL_KINDS, build_model, model_classes
 
-MODEL_KINDS = ("lstm", "ntm")
 FORMAT_VERSION = 1
 #: where the package's trained models live: ``<task>-<model>.pt`` + ``.json`` + ``.csv``
 SHIPPED_DIR = Path(__file__).resolve().parent / "data" / "checkpoints"
@@ -48,20 +48,7 @@ class CheckpointError(ValueError):
     """A checkpoint that is missing, corrupt, or does not match what the caller expected."""
 
 
-# --------------------------------------------------------------------------- models by kind
-
-
-def model_classes(kind: str) -> tuple[type, type[nn.Module]]:
-    """``(ConfigClass, ModelClass)`` for a model kind, ``"lstm"`` or ``"ntm"``."""
-    if kind == "lstm":
-        from neural_memory.baselines import LSTMBaseline, LSTMConfig
-
-        return LSTMConfig, LSTMBaseline
-    if kind == "ntm":
-        from neural_memory.ntm import NTM, NTMConfig
-
-        return NTMConfig, NTM
-    raise ValueError(f"unknown model kind {kind!r}; expected one of {list(MODEL_KINDS)}")
+# --------------------------------------------------------------------------- configs as dicts
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -82,14 +69,6 @@ def config_from_dict(kind: str, values: dict[str, Any]) -> Any:
             f"{unknown} (written by another version of neural_memory?)"
         )
     return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def build_model(kind: str, config: Any) -> nn.Module:
-    """A freshly initialised model of ``kind`` built from ``config``."""
-    config_cls, model_cls = model_classes(kind)
-    if not isinstance(config, config_cls):
-        raise ValueError(f"a {kind!r} model needs a {config_cls.__name__}, got {type(config).__name__}")
-    return model_cls(config)
 
 
 def config_differences(found: Any, expected: Any) -> list[str]:

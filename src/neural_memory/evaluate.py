@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from neural_memory import checkpoint
-from neural_memory.checkpoint import MODEL_KINDS, CheckpointError, load_checkpoint
+from neural_memory.checkpoint import CheckpointError, load_checkpoint
+from neural_memory.registry import MODEL_KINDS
 from neural_memory.tasks import TASKS, get_task
 from neural_memory.training import evaluate_model
 

@@ -37,8 +37,9 @@ from typing import Any
 
 import torch
 
-from neural_memory.checkpoint import MODEL_KINDS, CheckpointError
+from neural_memory.checkpoint import CheckpointError
 from neural_memory.ntm.fused import check_device, check_supported
+from neural_memory.registry import MODEL_KINDS
 from neural_memory.tasks import TASKS, get_task
 from neural_memory.training import (
     TrainConfig,

@@ -50,15 +50,14 @@ from neural_memory.checkpoint import (
     SHIPPED_DIR,
     Checkpoint,
     CheckpointError,
-    build_model,
     export_checkpoint,
     load_checkpoint,
-    model_classes,
     read_csv,
     save_checkpoint,
     write_csv,
 )
 from neural_memory.ntm.fused import check_device
+from neural_memory.registry import build_model, model_classes
 from neural_memory.tasks import Task, get_task
 from neural_memory.tasks.metrics import (
     scored_bits,
@@ -343,6 +342,24 @@ def evaluate_model(
         "bit_error_rate": errors / max(bits, 1.0),
         "sequences": sequences,
     }
+
+
+def evaluate(
+    model: nn.Module,
+    task: Task | str,
+    sequences: int = 256,
+    *,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    **size: int | None,
+) -> dict[str, float]:
+    """:func:`evaluate_model` on ``sequences`` fresh sequences drawn from a generator seeded
+    with ``seed`` (a task may be given by name): cost (bits) and bit errors per sequence, bit
+    error rate. ``size`` fixes the problem size (``length``, ``repeats``, ``items``)."""
+    task = get_task(task) if isinstance(task, str) else task
+    return evaluate_model(model, task, sequences, torch.Generator().manual_seed(seed),
+                          batch_size=batch_size, device=device, **size)
 
 
 def size_sweep(

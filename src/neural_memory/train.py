@@ -85,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch.set_num_threads(N) (default: torch's own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--fused", action="store_true",
-                   help="NTM: run the fused C++ unroll (3.4 to 4.5 times as fast to train on a CPU at "
-                        "batch 32; compiled on first use)")
+                   help="NTM: run the fused C++ unroll (several times as fast to train on a CPU; "
+                        "compiled on first use)")
     g = p.add_argument_group("recipe overrides (default: the recipe's value)")
     g.argument_default = argparse.SUPPRESS  # a flag that is not given leaves the recipe alone
     g.add_argument("--sequences", type=int, help="training sequences in total")

@@ -15,8 +15,9 @@ The tricks (Graves et al., 2014; Collier & Beel, 2018; the seed article of Part 
   learned initial weightings :math:`\mathbf{w}_0` vs all weight on row 0.
 
 The baseline has every trick on; each other variant changes exactly one setting, except the
-last, ``all_off``, which switches every trick off at once (:data:`VARIANTS`). Every (variant, seed) run trains with the project's own
-:func:`~neural_memory.training.train_step` on the same budget of training sequences and is then
+last, ``all_off``, which switches every trick off at once (:data:`VARIANTS`). Every (variant,
+seed) run trains with the package's one loop (:func:`~neural_memory.training.train`) on the
+same budget of training sequences and is then
 scored by :func:`~neural_memory.training.evaluate_model` on fresh sequences. A run *converged*
 when its final bit errors per sequence are below :data:`CONVERGED_BELOW`.
 
@@ -26,8 +27,7 @@ averaged since the previous row), then records its final metrics in ``<out>/summ
 (with the command, code version, recipe, budget, seeds and machine). Both are written
 atomically; runs already in the summary are skipped, so an interrupted command resumes.
 
-Reproduce the stored logs (10 variants x 8 seeds; each run took 15-60 s on one thread of a
-shared two-core CPU, 38 minutes of training in all)::
+Reproduce the stored logs (10 variants x 8 seeds; chapter 27 says how long they took)::
 
     python -m neural_memory.experiments.ablation --seeds 0 1 2 3 4 5 6 7 --out results/ablation
 """
@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import math
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,6 @@ from typing import Any
 import torch
 
 import neural_memory
-from neural_memory.checkpoint import write_csv
 from neural_memory.experiments.common import (
     STORED_RESULTS,
     code_version,
@@ -57,13 +55,7 @@ from neural_memory.experiments.common import (
 from neural_memory.experiments.sweep import add_sweep_arguments, sweep_options
 from neural_memory.ntm import NTM, NTMConfig
 from neural_memory.tasks import get_task
-from neural_memory.training import (
-    LOG_COLUMNS,
-    TrainConfig,
-    evaluate_model,
-    make_optimizer,
-    train_step,
-)
+from neural_memory.training import CurveLog, TrainConfig, TrainLoop, evaluate_model
 
 __all__ = [
     "STORED",
@@ -180,27 +172,14 @@ def run_one(
 
     torch.manual_seed(seed)
     model = NTM(v.model_config())
-    optimizer = make_optimizer(model.parameters(), recipe)
-    data_gen = torch.Generator().manual_seed(seed)
-    seen, wall, acc, rows = 0, 0.0, [0.0, 0.0, 0], []
+    loop = TrainLoop(model, task, recipe, seed=seed,
+                     callbacks=[] if log_path is None else [CurveLog(log_path)])
     diverged = False
-    while seen < recipe.sequences:
-        b = min(recipe.batch_size, recipe.sequences - seen)
-        start = time.perf_counter()
-        batch = task.sample_train(b, data_gen)
-        try:
-            cost, errors = train_step(model, batch, optimizer, recipe)
-        except FloatingPointError:  # a non-finite loss: the run failed, record it as such
-            diverged = True
-            break
-        wall += time.perf_counter() - start
-        seen += b
-        acc = [acc[0] + cost, acc[1] + errors, acc[2] + b]
-        if seen // recipe.log_every > (seen - b) // recipe.log_every or seen >= recipe.sequences:
-            rows.append([seen, acc[0] / acc[2], acc[1] / acc[2], round(wall, 3)])
-            acc = [0.0, 0.0, 0]
-            if log_path is not None:
-                write_csv(log_path, LOG_COLUMNS, rows)
+    try:
+        loop.run()
+    except FloatingPointError:  # a non-finite loss: the run failed, record it as such
+        diverged = True
+    seen, wall, rows = loop.seen, loop.wall, loop.rows
     if diverged:
         metrics = {"cost_bits": math.inf, "bit_errors": math.inf, "bit_error_rate": math.inf}
     else:

@@ -32,7 +32,7 @@ restored afterwards): sharpened weightings hold entries around 1e-40, and arithm
 numbers takes a slow path. Results differ from the plain path by float rounding only.
 
 It is opt-in (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`, ``train --fused``):
-the first use compiles the extension (30-60 s here; cached afterwards under
+the first use compiles the extension (about a minute; cached afterwards under
 ``~/.cache/torch_extensions``), which needs a C++ compiler and ``ninja``. What it supports is
 an allow-list, :data:`SUPPORTED_VALUES`: for every :class:`~neural_memory.ntm.NTMConfig` field,
 the values the kernel implements (LSTM or feedforward controllers of any depth, any number of

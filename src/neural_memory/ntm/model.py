@@ -40,7 +40,8 @@ weights are fused (and transposed) once per sequence; input checks run once per 
 tests compare this vectorised forward pass, and its gradients, with a naive formulation that
 loops over sequences, steps and heads (``tests/ntm_naive.py``). :meth:`NTM.use_fused` goes
 further: the whole unroll in one C++ call with a hand-written backward pass
-(:mod:`~neural_memory.ntm.fused`), 3.4 to 4.5 times as fast to train on a CPU at batch 32.
+(:mod:`~neural_memory.ntm.fused`), several times as fast to train on a CPU (the book's
+"Performance and stability" appendix measures both).
 """
 
 from __future__ import annotations
@@ -114,11 +115,9 @@ class NTMConfig:
         gamma_max: an upper bound on every head's sharpening exponent ``gamma`` (> 1), or
             ``None`` (default: the paper's ``1 + softplus``, unbounded). A bounded ``gamma``
             cannot make a weighting one-hot, so a shift that only just prefers to stay shows in
-            the read and in the gradient. On the copy task's relapses (the "Performance and
-            stability" appendix, twenty seeds of ``fast-adam-settle``): 2.5 left 2 of 20 seeds
-            relapsing (to 1.26 at worst) against 8 of 20 (to 3.36) without it; 2, with the
-            tenfold drop of ``fast-adam-settle10``, none of 40 (the ``copy-row0-gamma2``
-            preset, the shipped copy NTM).
+            the read and in the gradient. The ``copy-row0-gamma2`` preset (the shipped copy
+            NTM) bounds it at 2; what the bound does on the copy task is measured in the book's
+            "Performance and stability" appendix.
     """
 
     input_size: int
@@ -249,10 +248,9 @@ _PRESETS: dict[str, dict] = {
         "memory_width": 8,
     },
 }
-# "<task>-row0": the paper's preset with every head starting on row 0 instead of a learned w_0.
-# Measured (benchmarks/results/trials.jsonl, appendix "Performance and stability"): with the
-# fast-adam recipe, 3 of 3 seeds converged on copy within 32k-54k sequences, against 0 of 5 in
-# 150 s and no convergence in 350k sequences with the learned, near-uniform initial weighting.
+# "<task>-row0": the paper's preset with every head starting on row 0 instead of a learned w_0
+# (a learned, near-uniform initial weighting trains far more slowly with the fast recipes; the
+# book's "Performance and stability" appendix has the measurement).
 for _task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
     _PRESETS[f"{_task}-row0"] = {**_PRESETS[_task], "learn_initial_weights": False}
 # "copy-row0-gamma2": the row-0 copy NTM with every head's sharpening exponent bounded at 2
@@ -432,11 +430,9 @@ class NTM(nn.Module):
         The step (controller, heads, addressing, read, write) is compiled for every step but
         the first, which sees the initial state and runs plainly; a batch of 1, later batch
         sizes and the two grad modes make up to about six compiled variants, well inside
-        dynamo's recompile limit of 8 (the first call takes tens of seconds). In one CPU
-        measurement a whole training step then ran about 1.5 times as fast, but on a loaded
-        2-core machine it gave no gain after two minutes of compiling; on an H100 GPU it trained
-        1.3 to 2 times as fast as the plain path at batch 32 (``benchmarks/``; see the book's
-        "Performance and stability" appendix), so it is off by default. Results equal the plain
+        dynamo's recompile limit of 8 (the first call takes tens of seconds). What it gains on
+        a CPU and on a GPU is measured in the book's "Performance and stability" appendix; it
+        is off by default. Results equal the plain
         step's up to float rounding (an opt-in test checks this). ``options`` go to
         ``torch.compile`` (default: ``fullgraph=True``); ``mode="reduce-overhead"`` (CUDA graphs)
         fails, because each step's outputs are the next step's inputs and a graph's replay

@@ -6,7 +6,9 @@
     python benchmarks/run.py --only convergence --fused --preset copy-row0 --seed-list 2 3
     python benchmarks/run.py --device cuda --compiled --preset copy-row0 --recipe fast-adam-settle  # GPU
 
-One thread per process (``torch.set_num_threads(1)``). Prints the tables and writes them, with
+One thread per run (``--threads``). The convergence seeds run in parallel on a local Dask cluster
+with one single-threaded worker per core (``--workers N``; ``--workers 0``: one after another in
+this process; ``--scheduler ADDRESS``: an existing cluster). Prints the tables and writes them, with
 the machine (CPU model, cores, load average, torch version; the GPU and its CUDA version with
 ``--device cuda``), to ``--out`` as JSON. See
 ``benchmarks/README.md`` and the book's "Performance and stability" appendix.
@@ -24,16 +26,24 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, replace
+from functools import partial
 from pathlib import Path
 
+import cloudpickle
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import convergence  # noqa: E402
 from convergence import ConvergenceSettings, copy_model_config, run_seed, summarise  # noqa: E402
 from throughput import eval_throughput, rate_range, train_throughput  # noqa: E402
 
 from neural_memory.checkpoint import atomic_write_text  # noqa: E402
+from neural_memory.experiments.sweep import (  # noqa: E402
+    add_sweep_arguments,
+    run_jobs,
+    sweep_options,
+)
 from neural_memory.ntm import NTMConfig  # noqa: E402
 from neural_memory.train import parse_overrides  # noqa: E402
 from neural_memory.training import TrainConfig  # noqa: E402
@@ -169,12 +179,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a field of the recipe, e.g. lr_drop_factor=0.3")
     parser.add_argument("--model-set", action="append", default=[], metavar="FIELD=VALUE",
                         help="convergence: override a field of the model preset, e.g. gamma_max=3")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch.set_num_threads (default 1; the tables in the book say when not)")
     parser.add_argument("--device", default="cpu",
                         help="where the model runs: cpu (default) or cuda (a GPU; no --fused)")
     parser.add_argument("--out", type=Path, default=None)
+    add_sweep_arguments(parser)  # --workers, --scheduler, --threads (torch threads per run)
     args = parser.parse_args(argv)
+    sweep = sweep_options(parser, args)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     try:
@@ -239,13 +249,24 @@ def main(argv: list[str] | None = None) -> int:
         result["model"] = asdict(model_config)
         result["fused"] = args.fused
         result["compiled"] = args.compiled
+        # One job per seed, on a local Dask cluster by default (one single-threaded worker per
+        # core), in this process with --workers 0, or on a cluster with --scheduler; each seed
+        # is deterministic, so where it runs changes only its seconds.
+        cloudpickle.register_pickle_by_value(convergence)  # the workers cannot import benchmarks/
+        jobs = [(f"seed{seed}", partial(run_seed, seed, recipe, settings, model_config,
+                                        fused=args.fused, device=str(device),
+                                        compiled=args.compiled))
+                for seed in (args.seed_list or range(seeds))]
         records = []
-        for seed in args.seed_list or range(seeds):
-            records.append(run_seed(seed, recipe, settings, model_config, fused=args.fused,
-                                    device=device, compiled=args.compiled))
-            partial = {**result, "convergence": {"summary": summarise(records, settings),
-                                                 "seeds": records, "partial": True}}
-            atomic_write_text(out, json.dumps(partial, indent=1) + "\n")  # kept if stopped early
+
+        def store(key: str, record: dict) -> None:
+            records.append(record)
+            records.sort(key=lambda r: r["seed"])
+            kept = {**result, "convergence": {"summary": summarise(records, settings),
+                                              "seeds": records, "partial": True}}
+            atomic_write_text(out, json.dumps(kept, indent=1) + "\n")  # kept if stopped early
+
+        run_jobs(jobs, **sweep, on_result=store)
         summary = summarise(records, settings)
         result["convergence"] = {"summary": summary, "seeds": records, "load_after": load()}
         print(f"{'seed':>5} {'converged':>9} {'sequences':>10} {'seconds':>8} {'worst after':>12} "

@@ -193,6 +193,22 @@ def generalisation_plot(
     return ax
 
 
+def sweep_plot(
+    sweep: Mapping[str, Sequence[Mapping[str, float]]],
+    parameter: str,
+    metric: str = "bit_errors",
+    **kwargs: Any,
+) -> Axes:
+    """:func:`generalisation_plot` of a size sweep (``{label: rows}``, each row a size's metrics
+    as ``neural_memory.experiments.comparison.generalisation`` returns them): ``metric``
+    against ``parameter``."""
+    results = {label: ([r[parameter] for r in rows], [r[metric] for r in rows])
+               for label, rows in sweep.items()}
+    if metric == "bit_error_rate":
+        kwargs.setdefault("ylabel", "bit error rate")
+    return generalisation_plot(results, **kwargs)
+
+
 def head_heatmaps(
     trace: Any,
     index: int = 0,

@@ -1,0 +1,103 @@
+"""The NTM against the LSTM baseline on one task: what every chapter of Part III does.
+
+Each chapter shows one of the paper's tasks and then the same steps, which are these calls:
+
+* :func:`tiny_live_run` -- the training loop at work on the ``tiny`` NTM, for a few seconds;
+* :func:`load_models` -- the NTM and the LSTM trained for the chapter (shipped with the package,
+  or trained afresh); :func:`describe_models` says what they are and how they were made;
+* :func:`curve_paths` -- their learning curves (for ``viz.tasks.learning_curves``);
+* :func:`generalisation` and :func:`generalisation_table` -- bit errors at sizes inside and
+  beyond the training range (the figure is ``viz.tasks.sweep_plot``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from neural_memory.checkpoint import SHIPPED_DIR, Checkpoint
+from neural_memory.tasks import get_task
+from neural_memory.training import (
+    TrainConfig,
+    TrainResult,
+    load_or_train,
+    model_config_for,
+    run_name,
+    run_training,
+    size_sweep,
+)
+
+__all__ = [
+    "MODELS",
+    "curve_paths",
+    "describe_models",
+    "generalisation",
+    "generalisation_table",
+    "load_models",
+    "tiny_live_run",
+]
+
+#: label -> model kind, in the order the chapters show them
+MODELS = {"NTM": "ntm", "LSTM": "lstm"}
+
+Sweep = Mapping[str, Sequence[Mapping[str, float]]]
+
+
+def tiny_live_run(task: str, sequences: int, seed: int = 0, log_every: int = 32,
+                  eval_sequences: int = 32) -> TrainResult:
+    """Train the ``tiny`` NTM on ``task`` for ``sequences`` sequences with the ``tiny`` recipe,
+    in a temporary folder (nothing is kept on disk), and return the run."""
+    spec = get_task(task)
+    recipe = TrainConfig.preset("tiny", sequences=sequences, log_every=log_every,
+                                eval_sequences=eval_sequences)
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_training(task, "ntm", model_config_for(spec, "ntm", "tiny"), recipe, tmp,
+                            seed=seed, progress=False)
+
+
+def load_models(task: str, retrain: bool = False, progress: bool = False) -> dict[str, Checkpoint]:
+    """The chapter's NTM and LSTM (:data:`MODELS`): the ones shipped with the package, or with
+    ``retrain`` trained afresh into ``runs/<task>-<model>`` (:func:`load_or_train`)."""
+    return {label: load_or_train(task, kind, retrain=retrain, progress=progress)
+            for label, kind in MODELS.items()}
+
+
+def describe_models(models: Mapping[str, Checkpoint]) -> str:
+    """Each model's parameters, training sequences and the command that trained it."""
+    lines = []
+    for label, ck in models.items():
+        params = sum(p.numel() for p in ck.model.parameters())
+        lines.append(f"{label}: {params} parameters, {ck.manifest['sequences_seen']} training sequences")
+        lines.append(f"    {ck.manifest['command']}")
+    return "\n".join(lines)
+
+
+def curve_paths(task: str, retrain: bool = False) -> dict[str, Path]:
+    """Where each model's learning curve is: the package's data, or ``runs/`` after a retrain."""
+    return {label: (Path("runs") / run_name(task, kind) if retrain else SHIPPED_DIR)
+            / f"{run_name(task, kind)}.csv" for label, kind in MODELS.items()}
+
+
+def generalisation(models: Mapping[str, Checkpoint], task: str, parameter: str,
+                   values: Sequence[int], sequences: int = 64, seed: int = 7,
+                   **fixed: int) -> dict[str, list[dict[str, float]]]:
+    """Each model's metrics (:func:`size_sweep`) at every value of one size ``parameter``, the
+    other sizes ``fixed``, on the same fresh sequences for every model."""
+    spec = get_task(task)
+    with torch.no_grad():
+        return {label: size_sweep(ck.model, spec, parameter, values, sequences=sequences,
+                                  seed=seed, **fixed)
+                for label, ck in models.items()}
+
+
+def generalisation_table(sweep: Sweep, parameter: str) -> str:
+    """One line per size: each model's bit errors per sequence and bit error rate."""
+    names = list(sweep)
+    lines = [f"{parameter:>8} " + "".join(f"{name + ' errors':>13} {name + ' BER':>10}" for name in names)]
+    for j, row in enumerate(sweep[names[0]]):
+        lines.append(f"{int(row[parameter]):>8} " + "".join(
+            f"{sweep[n][j]['bit_errors']:>13.3f} {sweep[n][j]['bit_error_rate']:>10.4f}" for n in names))
+    return "\n".join(lines)

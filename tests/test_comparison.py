@@ -1,0 +1,53 @@
+"""The Part III chapters' steps as library calls: NTM against the LSTM on one task."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from neural_memory.checkpoint import SHIPPED_DIR  # noqa: E402
+from neural_memory.experiments.comparison import (  # noqa: E402
+    curve_paths,
+    describe_models,
+    generalisation,
+    generalisation_table,
+    load_models,
+    tiny_live_run,
+)
+from neural_memory.training import evaluate_model  # noqa: E402
+from neural_memory.viz.tasks import sweep_plot  # noqa: E402
+
+
+def test_the_live_run_trains_the_tiny_ntm_and_keeps_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    live = tiny_live_run("copy", sequences=64)
+    assert [int(r[0]) for r in live.rows] == [32, 64]
+    assert live.metrics["eval_sequences"] == 32 and not live.checkpoint.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_shipped_pair_its_description_curves_and_generalisation():
+    models = load_models("copy")
+    assert list(models) == ["NTM", "LSTM"]
+    text = describe_models(models).splitlines()
+    assert text[0].startswith("NTM: ") and "training sequences" in text[0]
+    assert text[1].strip().startswith("python -m neural_memory.train --task copy --model ntm")
+    assert curve_paths("copy") == {"NTM": SHIPPED_DIR / "copy-ntm.csv", "LSTM": SHIPPED_DIR / "copy-lstm.csv"}
+    assert curve_paths("copy", retrain=True)["LSTM"].as_posix() == "runs/copy-lstm/copy-lstm.csv"
+    sweep = generalisation(models, "copy", "length", [5, 30], sequences=4)
+    import torch
+
+    from neural_memory.tasks import get_task
+
+    direct = evaluate_model(models["LSTM"].model, get_task("copy"), 4,
+                            torch.Generator().manual_seed(7), length=30)
+    assert sweep["LSTM"][1] == {"length": 30, **direct}  # the same fresh sequences for each model
+    table = generalisation_table(sweep, "length").splitlines()
+    assert table[0].split() == ["length", "NTM", "errors", "NTM", "BER", "LSTM", "errors", "LSTM", "BER"]
+    assert [line.split()[0] for line in table[1:]] == ["5", "30"]
+    assert float(table[2].split()[3]) == pytest.approx(direct["bit_errors"], abs=5e-4)
+    ax = sweep_plot(sweep, "length", training_range=(1, 20))
+    assert [list(line.get_xdata()) for line in ax.lines] == [[5, 30], [5, 30]]
+    plt.close("all")

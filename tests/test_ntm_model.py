@@ -52,7 +52,7 @@ NAIVE_CASES = {
 
 @pytest.mark.parametrize("case", list(NAIVE_CASES))
 def test_forward_matches_naive_formulation(case: str) -> None:
-    """Issue 7: the vectorised NTM gives the results of the straightforward formulation."""
+    """The vectorised NTM gives the results of the straightforward formulation."""
     model = _model(1, **NAIVE_CASES[case])
     x = _x(3, 5)
     logits, trace = model(x, return_trace=True)

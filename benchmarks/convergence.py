@@ -9,7 +9,8 @@ goes on until it has seen ``extend`` times as many sequences, and the seed *rela
 running mean rises above ``relapse_threshold`` in that time. The budget is explicit: a seed that
 has not converged after ``max_seconds`` of training (or ``max_sequences``) is reported as not
 converged. The recipe's own learning-rate drop, if it has one, fires where it fires in every
-other run (a learning-curve row below ``lr_drop_below``), independently of the monitor. Wall
+other run (:class:`~neural_memory.training.LearningRateDrop`: the running mean over the last
+``lr_drop_window`` sequences below ``lr_drop_below``), independently of the monitor. Wall
 seconds count training only (data, forward, backward, optimiser step), not the generalisation
 checks made at the end. At the end each seed's final model is also scored at every training
 length (``bit_errors_by_training_length``).

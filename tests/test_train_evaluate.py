@@ -35,6 +35,7 @@ from neural_memory.training import (
     difficulty_at,
     evaluate_model,
     load_or_train,
+    make_optimizer,
     model_config_for,
     run_training,
     size_sweep,
@@ -270,15 +271,38 @@ def test_ntm_trains_resumes_and_evaluates(tmp_path, capsys):
 
 
 def test_learning_rate_drops_once_and_survives_resume(tmp_path):
-    recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25)  # drops at the first learning-curve row
+    # batches of 4 and a window of 24 sequences: the first full window ends at 24, after the
+    # interruption at 16, so the resumed run must have kept the window's first four batches
+    recipe = dict(lr_drop_below=1e9, lr_drop_factor=0.25, lr_drop_window=24)
     full = _resume_matches_full(tmp_path, recipe_overrides=recipe)
     ckpt = load_checkpoint(full.checkpoint)
     assert [g["lr"] for g in ckpt.state["optimizer"]["param_groups"]] == [0.25e-3]  # once, not 0.25^6
-    never = _tiny_run(tmp_path, "never", recipe_overrides=dict(lr_drop_below=1e-12))
+    assert ckpt.state["train_state"]["callbacks"]["LearningRateDrop"]["dropped_at"] == 24
+    never = _tiny_run(tmp_path, "never", recipe_overrides=dict(lr_drop_below=1e-12, lr_drop_window=8))
     assert load_checkpoint(never.checkpoint).state["optimizer"]["param_groups"][0]["lr"] == 1e-3
-    for bad in ({"lr_drop_below": 0.0}, {"lr_drop_factor": 0.0}, {"lr_drop_factor": 2.0}):
+    for bad in ({"lr_drop_below": 0.0}, {"lr_drop_factor": 0.0}, {"lr_drop_factor": 2.0},
+                {"lr_drop_window": 0}):
         with pytest.raises(ValueError):
             TrainConfig.preset("tiny", **bad)
+
+
+def test_the_drop_watches_a_running_mean_over_its_window_after_every_batch():
+    from types import SimpleNamespace
+
+    recipe = TrainConfig.preset("fast-adam-settle", lr_drop_window=10)
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    loop = SimpleNamespace(optimizer=make_optimizer(params, recipe), seen=0)
+    drop = LearningRateDrop(recipe)
+    # (summed bit errors, sequences) of successive batches of 4: the window is the fewest last
+    # batches that cover 10 sequences (three batches, 12 sequences)
+    for errors, mean_after in ((0.0, None), (0.0, None), (12.0, 1.0), (0.0, 1.0), (0.4, 12.4 / 12),
+                               (0.0, 0.4 / 12)):
+        loop.seen += 4
+        drop.on_batch_end(loop, 0.0, errors, 4)
+        assert drop.dropped(loop.optimizer) == (mean_after is not None and mean_after < 0.1)
+    assert drop.dropped_at == 24 and loop.optimizer.param_groups[0]["lr"] == pytest.approx(3e-5)
+    drop.on_batch_end(loop, 0.0, 0.0, 4)  # once only
+    assert loop.optimizer.param_groups[0]["lr"] == pytest.approx(3e-5) and drop.dropped_at == 24
 
 
 class _Counter(Callback):
@@ -303,7 +327,8 @@ class _Counter(Callback):
 
 def test_the_loop_calls_callbacks_and_resumes_their_state():
     task = get_task("copy")
-    recipe = TrainConfig.preset("tiny", sequences=30, lr_drop_below=1e9, lr_drop_factor=0.5)
+    recipe = TrainConfig.preset("tiny", sequences=30, lr_drop_below=1e9, lr_drop_factor=0.5,
+                                lr_drop_window=8)
     config = model_config_for(task, "ntm", "tiny")
 
     def fresh():
@@ -388,7 +413,8 @@ def test_fused_optimizer_is_adam_rounded_differently_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="must be a bool"):
         TrainConfig.preset("fast-adam", fused_optimizer="yes")
     # an interrupted run resumes bit-identically, across the drop
-    tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25)
+    tiny = dict(optimizer="adam", fused_optimizer=True, lr_drop_below=1e9, lr_drop_factor=0.25,
+                lr_drop_window=8)
     full = _resume_matches_full(tmp_path, "ntm", recipe_overrides=tiny)
     group = load_checkpoint(full.checkpoint).state["optimizer"]["param_groups"][0]
     assert group["fused"] and group["lr"] == pytest.approx(0.25e-3)

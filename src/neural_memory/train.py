@@ -104,9 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, help="sequences between checkpoints")
     g.add_argument("--eval-sequences", type=int, help="fresh sequences for the final metrics")
     g.add_argument("--lr-drop-below", type=_optional_float,
-                   help="multiply the learning rate by --lr-drop-factor once, when the training bit "
-                        "errors per sequence first fall below this ('none': never)")
+                   help="multiply the learning rate by --lr-drop-factor once, when the running mean "
+                        "of the training bit errors per sequence over the last --lr-drop-window "
+                        "sequences first falls below this ('none': never)")
     g.add_argument("--lr-drop-factor", type=float)
+    g.add_argument("--lr-drop-window", type=int, help="sequences in the drop's running mean")
     g.add_argument("--fused-optimizer", action=argparse.BooleanOptionalAction,
                    help="Adam: PyTorch's fused implementation (the same update, faster per step)")
     g.add_argument("--hard-tau-start", type=float, help="hard heads: first temperature")

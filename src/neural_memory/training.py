@@ -37,6 +37,7 @@ import dataclasses
 import math
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,11 +108,13 @@ class TrainConfig:
     hard_tau_end: float = 1.0
     hard_mix_start: float = 1.0  # 1: hard from the start; 0: start soft, anneal to hard
     hard_anneal_sequences: int = 0
-    # Settle after converging: the first time a learning-curve row's training bit errors per
-    # sequence fall below lr_drop_below, the learning rate is multiplied by lr_drop_factor, once
-    # (LearningRateDrop). None: never.
+    # Settle after converging: the first time the running mean of the training bit errors per
+    # sequence over the last lr_drop_window sequences (checked after every batch) falls below
+    # lr_drop_below, the learning rate is multiplied by lr_drop_factor, once (LearningRateDrop).
+    # None: never.
     lr_drop_below: float | None = None
     lr_drop_factor: float = 0.1
+    lr_drop_window: int = 500
     # Adam only: PyTorch's fused implementation (``torch.optim.Adam(fused=True)``), one compiled
     # loop over all parameters instead of a Python loop issuing several operations per
     # parameter. The same update, rounded differently (last-bit differences); faster per step.
@@ -130,7 +133,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.alpha must be in (0, 1], got {self.alpha!r}")
         if not (isinstance(self.momentum, (int, float)) and 0 <= self.momentum < 1):
             raise ValueError(f"TrainConfig.momentum must be in [0, 1), got {self.momentum!r}")
-        for name in ("batch_size", "sequences", "log_every", "checkpoint_every", "eval_sequences"):
+        for name in ("batch_size", "sequences", "log_every", "checkpoint_every", "eval_sequences",
+                     "lr_drop_window"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
@@ -427,33 +431,45 @@ def _key(callback: Callback) -> str:
 
 
 class LearningRateDrop(Callback):
-    """The recipe's one-time drop (``lr_drop_below``, ``lr_drop_factor``): the first time a
-    learning-curve row's training bit errors per sequence are below ``lr_drop_below``, every
-    parameter group's learning rate becomes ``lr * lr_drop_factor``. Whether it happened is read
-    from the optimizer's learning rate, which the checkpoint restores, so a resumed run drops at
-    the same row as an uninterrupted one; ``dropped_at`` (sequences) is kept for reports."""
+    """The recipe's one-time drop (``lr_drop_below``, ``lr_drop_factor``, ``lr_drop_window``).
+
+    After every batch it updates the running mean of the training bit errors per sequence over
+    the fewest last batches that cover ``lr_drop_window`` sequences; the first time that mean,
+    over a full window, is below ``lr_drop_below``, every parameter group's learning rate
+    becomes ``lr * lr_drop_factor``. Whether it happened is read from the optimizer's learning
+    rate, which the checkpoint restores; the window is the callback's own checkpointed state,
+    so a resumed run drops after the same batch as an uninterrupted one. ``dropped_at``
+    (sequences) is kept for reports.
+    """
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+        self.window: deque[tuple[float, int]] = deque()  # (summed bit errors, sequences) per batch
         self.dropped_at: int | None = None
 
-    def on_log_row(self, loop: TrainLoop) -> None:
+    def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
         c = self.config
         if c.lr_drop_below is None or self.dropped(loop.optimizer):
             return
-        if loop.rows[-1][2] < c.lr_drop_below:
+        self.window.append((errors, size))
+        while sum(n for _, n in self.window) - self.window[0][1] >= c.lr_drop_window:
+            self.window.popleft()
+        covered = sum(n for _, n in self.window)
+        if covered >= c.lr_drop_window and sum(e for e, _ in self.window) / covered < c.lr_drop_below:
             for g in loop.optimizer.param_groups:
                 g["lr"] = c.lr * c.lr_drop_factor
             self.dropped_at = loop.seen
+            self.window.clear()
 
     def dropped(self, optimizer: torch.optim.Optimizer) -> bool:
         return any(g["lr"] < self.config.lr for g in optimizer.param_groups)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dropped_at": self.dropped_at}
+        return {"dropped_at": self.dropped_at, "window": [list(w) for w in self.window]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dropped_at = state.get("dropped_at")
+        self.window = deque(tuple(w) for w in state.get("window", []))
 
 
 class HardSchedule(Callback):

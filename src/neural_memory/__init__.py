@@ -32,6 +32,8 @@ the functions above (the programs' code is in those modules, e.g. ``neural_memor
 """
 
 import importlib
+import sys
+import types
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -39,11 +41,21 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-# The command-line modules are imported before the functions of the same name are bound below:
-# importing a submodule sets the package's attribute of that name only when the submodule is
-# first loaded, so from here on ``neural_memory.train`` stays the function.
-from neural_memory import evaluate as _evaluate_cli  # noqa: E402, F401
-from neural_memory import train as _train_cli  # noqa: E402, F401
+
+class _Package(types.ModuleType):
+    """This package's module type: importing the command-line modules ``neural_memory.train``
+    and ``neural_memory.evaluate`` (which sets the package's attribute of that name to the
+    submodule) leaves ``train`` and ``evaluate`` the functions. The modules themselves stay in
+    ``sys.modules``: ``from neural_memory.train import main`` works as usual."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in ("train", "evaluate") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 from neural_memory.baselines import LSTMBaseline, LSTMConfig  # noqa: E402
 from neural_memory.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from neural_memory.device import default_device  # noqa: E402

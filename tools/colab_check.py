@@ -38,6 +38,7 @@ from pathlib import Path
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -88,8 +89,13 @@ def run_chapter(path: str, timeout: int) -> tuple[str, float, str | None, str]:
         copy = Path(folder) / source.name
         shutil.copyfile(source, copy)
         nb = nbformat.read(copy, as_version=4)
+        # The kernel talks over Unix sockets in the chapter's own folder, not over TCP ports:
+        # two kernels started at once can race for the same free port, and a client connected
+        # to the other chapter's kernel waits for replies that never come.
+        km = KernelManager(kernel_name=KERNEL, transport="ipc", ip=str(Path(folder) / "kernel"))
         client = NotebookClient(
             nb,
+            km=km,
             timeout=timeout,
             kernel_name=KERNEL,
             resources={"metadata": {"path": folder}},  # the kernel's working directory
@@ -147,7 +153,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", help="default: every notebooks/*.ipynb")
     parser.add_argument("--jobs", type=int, default=2, help="chapters run at once (default 2)")
-    parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
     parser.add_argument("--no-fused", dest="fused", action="store_false",
                         help="skip building and running the fused C++ extension")
     args = parser.parse_args(argv)

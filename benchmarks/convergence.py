@@ -19,7 +19,6 @@ length (``bit_errors_by_training_length``).
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -33,6 +32,7 @@ from neural_memory.training import (
     LearningRateDrop,
     TrainConfig,
     TrainLoop,
+    WindowMean,
     evaluate_model,
 )
 
@@ -61,7 +61,7 @@ class ConvergenceMonitor(Callback):
     def __init__(self, settings: ConvergenceSettings, seed: int = 0, log=print,
                  progress: bool = False) -> None:
         self.settings, self.seed, self.log, self.progress = settings, seed, log, progress
-        self.window: deque[tuple[float, int]] = deque()
+        self.window = WindowMean(settings.window)
         self.converged_at: int | None = None
         self.converged_seconds: float | None = None
         self.stop_at = settings.max_sequences
@@ -71,18 +71,14 @@ class ConvergenceMonitor(Callback):
 
     def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
         s = self.settings
-        self.window.append((errors, size))
-        while sum(b for _, b in self.window) - self.window[0][1] >= s.window:
-            self.window.popleft()  # keep the fewest batches that still cover the window
-        covered = sum(b for _, b in self.window)
-        mean = sum(e for e, _ in self.window) / covered
+        mean, full = self.window.add(errors, size)
         if not self.curve or loop.seen - self.curve[-1][0] >= 1000:
             self.curve.append((loop.seen, round(loop.wall, 2), round(mean, 4)))
             if self.progress and len(self.curve) % 5 == 0:
                 self.log(f"    seed {self.seed}: {loop.seen} sequences, {loop.wall:.0f} s, "
                          f"running mean {mean:.3f}")
         if self.converged_at is None:
-            if covered >= s.window and mean < s.threshold:
+            if full and mean < s.threshold:
                 self.converged_at, self.converged_seconds = loop.seen, loop.wall
                 self.stop_at = min(s.max_sequences, math.ceil(s.extend * loop.seen))
                 self.log(f"  seed {self.seed}: converged after {loop.seen} sequences, "
@@ -97,13 +93,13 @@ class ConvergenceMonitor(Callback):
             loop.stop = True
 
     def state_dict(self) -> dict[str, Any]:
-        return {"window": list(self.window), "converged_at": self.converged_at,
+        return {"window": self.window.state_dict(), "converged_at": self.converged_at,
                 "converged_seconds": self.converged_seconds, "stop_at": self.stop_at,
                 "worst_after": self.worst_after, "timed_out": self.timed_out,
                 "curve": list(self.curve)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.window = deque(tuple(w) for w in state.get("window", []))
+        self.window.load_state_dict(state.get("window", []))
         for name in ("converged_at", "converged_seconds", "stop_at", "worst_after", "timed_out"):
             if name in state:
                 setattr(self, name, state[name])

@@ -430,6 +430,33 @@ def _key(callback: Callback) -> str:
     return callback.key or type(callback).__name__
 
 
+class WindowMean:
+    """The mean training bit errors per sequence over the fewest last batches that cover
+    ``window`` sequences (a batch is the unit: all its sequences share one size)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = window
+        self.batches: deque[tuple[float, int]] = deque()  # (summed bit errors, sequences)
+
+    def add(self, errors: float, size: int) -> tuple[float, bool]:
+        """Add a batch; return the mean over the batches kept, and whether they cover the
+        window."""
+        self.batches.append((errors, size))
+        while sum(n for _, n in self.batches) - self.batches[0][1] >= self.window:
+            self.batches.popleft()
+        covered = sum(n for _, n in self.batches)
+        return sum(e for e, _ in self.batches) / covered, covered >= self.window
+
+    def clear(self) -> None:
+        self.batches.clear()
+
+    def state_dict(self) -> list[list[float]]:
+        return [list(b) for b in self.batches]
+
+    def load_state_dict(self, batches: Sequence[Sequence[float]]) -> None:
+        self.batches = deque(tuple(b) for b in batches)
+
+
 class LearningRateDrop(Callback):
     """The recipe's one-time drop (``lr_drop_below``, ``lr_drop_factor``, ``lr_drop_window``).
 
@@ -444,32 +471,29 @@ class LearningRateDrop(Callback):
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
-        self.window: deque[tuple[float, int]] = deque()  # (summed bit errors, sequences) per batch
+        self.window = WindowMean(config.lr_drop_window)
         self.dropped_at: int | None = None
 
     def on_batch_end(self, loop: TrainLoop, cost: float, errors: float, size: int) -> None:
         c = self.config
         if c.lr_drop_below is None or self.dropped(loop.optimizer):
             return
-        self.window.append((errors, size))
-        while sum(n for _, n in self.window) - self.window[0][1] >= c.lr_drop_window:
-            self.window.popleft()
-        covered = sum(n for _, n in self.window)
-        if covered >= c.lr_drop_window and sum(e for e, _ in self.window) / covered < c.lr_drop_below:
+        mean, full = self.window.add(errors, size)
+        if full and mean < c.lr_drop_below:
             for g in loop.optimizer.param_groups:
                 g["lr"] = c.lr * c.lr_drop_factor
             self.dropped_at = loop.seen
-            self.window.clear()
+            self.window.clear()  # no longer needed
 
     def dropped(self, optimizer: torch.optim.Optimizer) -> bool:
         return any(g["lr"] < self.config.lr for g in optimizer.param_groups)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"dropped_at": self.dropped_at, "window": [list(w) for w in self.window]}
+        return {"dropped_at": self.dropped_at, "window": self.window.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.dropped_at = state.get("dropped_at")
-        self.window = deque(tuple(w) for w in state.get("window", []))
+        self.window.load_state_dict(state.get("window", []))
 
 
 class HardSchedule(Callback):
@@ -684,6 +708,11 @@ def _train_config_differences(found: dict[str, Any], expected: TrainConfig) -> l
     ]
 
 
+def _last_row_metrics(rows: Sequence[Sequence[float]]) -> dict[str, float]:
+    """The training cost and bit errors of the last learning-curve row (none before the first)."""
+    return {"train_cost_bits": rows[-1][1], "train_bit_errors": rows[-1][2]} if rows else {}
+
+
 def removed_options_in_use(found: dict[str, Any]) -> list[str]:
     """The options of :data:`REMOVED_OPTIONS` that a manifest's recipe (``found``) set to a
     value other than the one that left them off."""
@@ -743,8 +772,7 @@ def run_training(
 
     def save(loop: TrainLoop, metrics: dict[str, float] | None = None) -> None:
         if metrics is None:  # a checkpoint during the run: the last row's training figures
-            metrics = {"train_cost_bits": loop.rows[-1][1], "train_bit_errors": loop.rows[-1][2]} \
-                if loop.rows else {}
+            metrics = _last_row_metrics(loop.rows)
         state = loop.state_dict()
         save_checkpoint(
             ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
@@ -794,14 +822,11 @@ def run_training(
 
     loop.run()
     if loop.stop:  # stopped by stop_after, right after a checkpoint
-        last = {"train_cost_bits": loop.rows[-1][1], "train_bit_errors": loop.rows[-1][2]} if loop.rows else {}
-        return TrainResult(model, ckpt_path, log_path, loop.rows, last)
+        return TrainResult(model, ckpt_path, log_path, loop.rows, _last_row_metrics(loop.rows))
 
     eval_gen = torch.Generator().manual_seed(seed + 1_000_003)  # fresh data, never trained on
     metrics = evaluate_model(model, task, train_config.eval_sequences, eval_gen, device=device)
-    final = {f"eval_{k}": v for k, v in metrics.items()}
-    if loop.rows:
-        final.update(train_cost_bits=loop.rows[-1][1], train_bit_errors=loop.rows[-1][2])
+    final = {**{f"eval_{k}": v for k, v in metrics.items()}, **_last_row_metrics(loop.rows)}
     save(loop, final)
     result = TrainResult(model, ckpt_path, log_path, loop.rows, final)
     if export_dir is not None:

@@ -1,6 +1,6 @@
 r"""The NTM's whole unroll as one C++ call with a hand-written backward pass.
 
-The plain :class:`~neural_memory.ntm.NTM` forward pass is a Python loop over time that issues
+The plain :class:`~neural_memory.ntm.NTM` forward pass is a Python loop over time that runs
 a few dozen small PyTorch operations per step; recording them for autograd and replaying their
 backward costs about 450 operator calls per step, and on a CPU at batch 32 that overhead, not
 the arithmetic, is most of a training step (``benchmarks/profile_step.py``). This module

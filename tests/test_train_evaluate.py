@@ -35,6 +35,7 @@ from neural_memory.training import (
     difficulty_at,
     evaluate_model,
     load_or_train,
+    retrain_model,
     make_optimizer,
     model_config_for,
     run_training,
@@ -561,3 +562,37 @@ def test_train_reports_a_diverging_run_as_one_error_line(tmp_path, capsys, monke
     assert capsys.readouterr().err == (
         "error: training diverged: the training loss became nan; lower the learning rate\n"
     )
+
+
+@pytest.mark.parametrize("model", ["ntm", "lstm"])
+def test_retrain_model_replays_the_manifest_to_the_same_weights(tmp_path, model):
+    # an exported tiny model (with a non-default recipe and seed, and the fused unroll for the
+    # NTM) trained again from its manifest alone has the same weights
+    fused = ["--fused"] if model == "ntm" else []
+    assert train_main(["--task", "copy", "--model", model, "--out", str(tmp_path / "run"), *TINY,
+                       "--seed", "5", "--sequences", "24", "--lr", "0.003", *fused,
+                       "--export", str(tmp_path / "ship")]) == 0
+    shipped = load_checkpoint(tmp_path / "ship" / f"copy-{model}.pt")
+    m = shipped.manifest
+    assert (m["preset"], m["recipe"], m["fused"]) == ("tiny", "tiny", model == "ntm")
+    again = retrain_model("copy", model, directory=tmp_path / "ship", out_dir=tmp_path / "again",
+                          progress=False, export_dir=tmp_path / "ship2")
+    assert again.manifest["seed"] == 5 and again.manifest["sequences_seen"] == 24
+    replayed = load_checkpoint(tmp_path / "ship2" / f"copy-{model}.pt")
+    assert replayed.manifest["sha256"] == m["sha256"]
+    for a, b in zip(shipped.model.state_dict().values(), replayed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    # load_or_train(retrain=True) replays the same manifest
+    ck = load_or_train("copy", model, retrain=True, directory=tmp_path / "ship",
+                       out_dir=tmp_path / "third", progress=False)
+    for a, b in zip(again.model.state_dict().values(), ck.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_retrain_model_refuses_a_manifest_without_a_recipe(tmp_path):
+    assert train_main(["--task", "copy", "--model", "lstm", "--out", str(tmp_path / "run"), *TINY,
+                       "--sequences", "8"]) == 0
+    manifest = json.loads((tmp_path / "run" / "copy-lstm.json").read_text())
+    (tmp_path / "run" / "copy-lstm.json").write_text(json.dumps({**manifest, "train_config": None}))
+    with pytest.raises(CheckpointError, match="records no recipe"):
+        retrain_model("copy", "lstm", directory=tmp_path / "run", out_dir=tmp_path / "x", progress=False)

@@ -22,7 +22,7 @@ Parts:
 * Training and evaluation: :class:`TrainConfig`, :func:`train` (the one training loop; its
   callbacks are in ``neural_memory.training``), :func:`evaluate`; models on disk:
   :func:`load_checkpoint`, :func:`save_checkpoint`, :func:`load_or_train` (the book's shipped
-  models), and the kinds of model the command line trains (``neural_memory.registry``).
+  models) and :func:`retrain_model` (one of them trained again from its manifest), and the kinds of model the command line trains (``neural_memory.registry``).
 * ``neural_memory.viz``: the plotting helpers every figure of the book comes from (imported on
   first use, so that the rest of the package does not need matplotlib at import time).
 
@@ -68,6 +68,7 @@ from neural_memory.training import (  # noqa: E402
     TrainConfig,
     evaluate,
     load_or_train,
+    retrain_model,
     train,
 )
 
@@ -89,6 +90,7 @@ __all__ = [
     "gumbel_softmax",
     "load_checkpoint",
     "load_or_train",
+    "retrain_model",
     "sample_gumbel",
     "save_checkpoint",
     "straight_through",

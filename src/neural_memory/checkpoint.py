@@ -51,6 +51,12 @@ class CheckpointError(ValueError):
 # --------------------------------------------------------------------------- configs as dicts
 
 
+#: Manifest fields that say how a run was made, beyond its configs: the model preset and recipe
+#: names, whether the fused unroll ran, and the number of torch threads (float rounding can depend
+#: on it). An exported checkpoint keeps them.
+RUN_ORIGIN = ("preset", "recipe", "fused", "threads")
+
+
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A frozen config dataclass as a JSON-ready dict (tuples become lists)."""
     if not dataclasses.is_dataclass(config):
@@ -309,5 +315,5 @@ def export_checkpoint(
         metrics=metrics if metrics is not None else m["metrics"],
         command=m.get("command"),
         weights_dtype=weights_dtype,
-        extra_manifest={"train_config": m.get("train_config")},
+        extra_manifest={k: m[k] for k in ("train_config", *RUN_ORIGIN) if k in m},
     )

@@ -262,6 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.task, args.model, model_config, recipe, out, seed=args.seed,
             resume=args.resume, command=command, progress=not args.no_progress,
             device=args.device, export_dir=args.export, fused=args.fused,
+            preset=preset, recipe=args.recipe or default_recipe(args.task, args.model, preset),
         )
     except CheckpointError as err:
         # --resume found no checkpoint in --out, or one of another config, recipe or seed, or

@@ -51,9 +51,11 @@ from neural_memory.checkpoint import (
     SHIPPED_DIR,
     Checkpoint,
     CheckpointError,
+    config_from_dict,
     export_checkpoint,
     load_checkpoint,
     read_csv,
+    read_manifest,
     save_checkpoint,
     write_csv,
 )
@@ -734,6 +736,8 @@ def run_training(
     export_dir: str | Path | None = None,
     stop_after: int | None = None,
     fused: bool = False,
+    preset: str | None = None,
+    recipe: str | None = None,
 ) -> TrainResult:
     """Train (or resume training) one model on one task with :func:`train`, on disk.
 
@@ -744,6 +748,9 @@ def run_training(
     right after a checkpoint -- as if the run had been interrupted. ``fused`` (NTM only) runs
     the fused C++ unroll (:meth:`NTM.use_fused <neural_memory.ntm.NTM.use_fused>`): the same
     function, computed faster; float rounding differs, so a run and its resume should agree on it.
+    ``preset`` and ``recipe`` name where ``model_config`` and ``train_config`` came from; the
+    manifest records them with ``fused`` and the number of torch threads, so that
+    :func:`retrain` can replay the run.
     """
     task = get_task(task_name)
     if fused and model_kind != "ntm":
@@ -770,6 +777,8 @@ def run_training(
     if fused:
         model.use_fused()
 
+    origin = {"preset": preset, "recipe": recipe, "fused": fused, "threads": torch.get_num_threads()}
+
     def save(loop: TrainLoop, metrics: dict[str, float] | None = None) -> None:
         if metrics is None:  # a checkpoint during the run: the last row's training figures
             metrics = _last_row_metrics(loop.rows)
@@ -778,7 +787,7 @@ def run_training(
             ckpt_path, model, model_config, task=task_name, model_kind=model_kind, seed=seed,
             sequences_seen=loop.seen, metrics=metrics, optimizer_state=state["optimizer"],
             train_config=train_config, rng_state=state["rng"], train_state=state["train_state"],
-            command=command,
+            command=command, extra_manifest=origin,
         )
 
     callbacks: list[Callback] = [CurveLog(log_path),
@@ -875,17 +884,84 @@ def load_or_train(
     progress: bool = True,
     **recipe_overrides: Any,
 ) -> Checkpoint:
-    """The shipped model for a task (``directory``, default the package's data dir), or -- when
-    ``retrain`` is true or none is shipped -- a freshly trained one (written to ``out_dir``,
-    default ``runs/<task>-<model>``). The chapters call this: load by default, one flag retrains.
+    """The shipped model for a task (``directory``, default the package's data dir); with
+    ``retrain``, the same model trained again from its manifest (:func:`retrain`, into
+    ``out_dir``, default ``runs/<task>-<model>``). Only when nothing is shipped does it train
+    ``preset`` with ``recipe``, ``seed`` and ``recipe_overrides`` (defaults: the task's preset
+    and recipe). The chapters call this: load by default, one flag retrains.
     """
     path = Path(directory if directory is not None else SHIPPED_DIR) / f"{run_name(task_name, model_kind)}.pt"
-    if path.exists() and not retrain:
-        return load_checkpoint(path, task=task_name, model_kind=model_kind)
+    out_dir = out_dir if out_dir is not None else Path("runs") / run_name(task_name, model_kind)
+    if path.exists():
+        if not retrain:
+            return load_checkpoint(path, task=task_name, model_kind=model_kind)
+        return retrain_model(task_name, model_kind, directory=path.parent, out_dir=out_dir,
+                             progress=progress)
     task = get_task(task_name)
     preset = preset or default_preset(task_name, model_kind)
+    recipe = recipe or default_recipe(task_name, model_kind, preset)
     config = model_config_for(task, model_kind, preset)
-    train_config = TrainConfig.preset(recipe or default_recipe(task_name, model_kind, preset), **recipe_overrides)
+    train_config = TrainConfig.preset(recipe, **recipe_overrides)
+    result = run_training(task_name, model_kind, config, train_config, out_dir, seed=seed,
+                          progress=progress, preset=preset, recipe=recipe)
+    return load_checkpoint(result.checkpoint, config, task=task_name, model_kind=model_kind)
+
+
+def retrain_model(
+    task_name: str,
+    model_kind: str,
+    *,
+    directory: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    progress: bool = True,
+    export_dir: str | Path | None = None,
+) -> Checkpoint:
+    """Train the shipped ``<task>-<model>`` again from its manifest: the same model config,
+    recipe, seed, number of sequences, fused unroll or not, and number of torch threads (float
+    rounding can depend on it; the previous count is restored afterwards). The run goes to
+    ``out_dir`` (default ``runs/<task>-<model>``) and, with ``export_dir``, is exported there
+    as :func:`run_training` does. On the same machine and torch build, the result has the
+    shipped weights (the tests check this on small models).
+
+    ``directory`` holds the manifest (default: the package's shipped models). A manifest that
+    does not say whether the fused unroll ran or with how many threads (older ones) is read
+    from its ``command``.
+    """
+    path = Path(directory if directory is not None else SHIPPED_DIR) / f"{run_name(task_name, model_kind)}.pt"
+    manifest = read_manifest(path)
+    for name, wanted in (("task", task_name), ("model_kind", model_kind)):
+        if manifest.get(name) != wanted:
+            raise CheckpointError(f"manifest of {path} is for {name}={manifest.get(name)!r}, expected {wanted!r}")
+    found = manifest.get("train_config")
+    if not found:
+        raise CheckpointError(f"manifest of {path} records no recipe (train_config); it cannot be replayed")
+    removed = removed_options_in_use(found)
+    if removed:
+        raise CheckpointError(
+            f"{path} was trained with {', '.join(removed)}: training options this version no "
+            "longer has (the book's 'Performance and stability' appendix names the version that "
+            "does); it cannot be replayed here"
+        )
+    unknown = sorted(set(found) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise CheckpointError(f"manifest of {path} has recipe fields this version does not know: {unknown}")
+    train_config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in found.items()})
+    config = config_from_dict(model_kind, manifest["config"])
+    command = (manifest.get("command") or "").split()
+    fused = manifest.get("fused", "--fused" in command)
+    threads = manifest.get("threads")
+    if threads is None and "--threads" in command[:-1]:
+        threads = int(command[command.index("--threads") + 1])
     out_dir = out_dir if out_dir is not None else Path("runs") / run_name(task_name, model_kind)
-    result = run_training(task_name, model_kind, config, train_config, out_dir, seed=seed, progress=progress)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        result = run_training(
+            task_name, model_kind, config, train_config, out_dir, seed=manifest["seed"],
+            command=manifest.get("command"), progress=progress, fused=fused,
+            preset=manifest.get("preset"), recipe=manifest.get("recipe"), export_dir=export_dir,
+        )
+    finally:
+        torch.set_num_threads(before)
     return load_checkpoint(result.checkpoint, config, task=task_name, model_kind=model_kind)

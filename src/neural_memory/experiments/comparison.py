@@ -60,7 +60,8 @@ def tiny_live_run(task: str, sequences: int, seed: int = 0, log_every: int = 32,
 
 def load_models(task: str, retrain: bool = False, progress: bool = False) -> dict[str, Checkpoint]:
     """The chapter's NTM and LSTM (:data:`MODELS`): the ones shipped with the package, or with
-    ``retrain`` trained afresh into ``runs/<task>-<model>`` (:func:`load_or_train`)."""
+    ``retrain`` each trained again from its manifest into ``runs/<task>-<model>``
+    (:func:`~neural_memory.training.retrain_model`)."""
     return {label: load_or_train(task, kind, retrain=retrain, progress=progress)
             for label, kind in MODELS.items()}
 

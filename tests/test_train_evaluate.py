@@ -35,9 +35,9 @@ from neural_memory.training import (
     difficulty_at,
     evaluate_model,
     load_or_train,
-    retrain_model,
     make_optimizer,
     model_config_for,
+    retrain_model,
     run_training,
     size_sweep,
     train,
@@ -580,12 +580,12 @@ def test_retrain_model_replays_the_manifest_to_the_same_weights(tmp_path, model)
     assert again.manifest["seed"] == 5 and again.manifest["sequences_seen"] == 24
     replayed = load_checkpoint(tmp_path / "ship2" / f"copy-{model}.pt")
     assert replayed.manifest["sha256"] == m["sha256"]
-    for a, b in zip(shipped.model.state_dict().values(), replayed.model.state_dict().values()):
+    for a, b in zip(shipped.model.state_dict().values(), replayed.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     # load_or_train(retrain=True) replays the same manifest
     ck = load_or_train("copy", model, retrain=True, directory=tmp_path / "ship",
                        out_dir=tmp_path / "third", progress=False)
-    for a, b in zip(again.model.state_dict().values(), ck.model.state_dict().values()):
+    for a, b in zip(again.model.state_dict().values(), ck.model.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -33,7 +33,7 @@ define apt_install
 endef
 
 .PHONY: help venv assets chromium lint unit nbval nbval-default colab colab-venv build browser book \
-	test notebooks bench clean
+	test notebooks bench reproduce clean
 
 help:
 	@echo "make book       build the HTML book into _build/html (sets up .venv first)"
@@ -45,6 +45,8 @@ help:
 	@echo "make browser    only the browser tests of an already built book (screenshots in _build/screenshots)"
 	@echo "make notebooks  re-execute every notebook in place, refreshing stored outputs"
 	@echo "make bench      NTM benchmarks: throughput (plain and fused), time to converge on copy, memory (~20 min)"
+	@echo "make reproduce  train every shipped Part III model again from its manifest (two processes,"
+	@echo "                one core each; about an hour) and check each on fresh data"
 	@echo "make clean      remove build outputs (keeps .venv)"
 
 $(BIN)/python:
@@ -142,6 +144,9 @@ notebooks: venv
 
 bench: venv
 	$(BIN)/python benchmarks/run.py --fused --preset copy-row0-gamma2 --recipe fast-adam-settle10 --seconds 6 --repeats 5
+
+reproduce: venv
+	$(BIN)/python tools/reproduce.py
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache

@@ -738,6 +738,7 @@ def run_training(
     fused: bool = False,
     preset: str | None = None,
     recipe: str | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Train (or resume training) one model on one task with :func:`train`, on disk.
 
@@ -750,7 +751,8 @@ def run_training(
     function, computed faster; float rounding differs, so a run and its resume should agree on it.
     ``preset`` and ``recipe`` name where ``model_config`` and ``train_config`` came from; the
     manifest records them with ``fused`` and the number of torch threads, so that
-    :func:`retrain` can replay the run.
+    :func:`retrain_model` can replay the run. ``callbacks`` are added to the loop's own (the
+    learning curve, the checkpoints and, with ``progress``, a progress bar).
     """
     task = get_task(task_name)
     if fused and model_kind != "ntm":
@@ -790,11 +792,12 @@ def run_training(
             command=command, extra_manifest=origin,
         )
 
-    callbacks: list[Callback] = [CurveLog(log_path),
-                                 Checkpoints(save, train_config.checkpoint_every, stop_after)]
+    loop_callbacks: list[Callback] = [CurveLog(log_path),
+                                      Checkpoints(save, train_config.checkpoint_every, stop_after)]
     if progress:
-        callbacks.append(Progress(name))
-    loop = TrainLoop(model, task, train_config, seed=seed, device=device, callbacks=callbacks)
+        loop_callbacks.append(Progress(name))
+    loop = TrainLoop(model, task, train_config, seed=seed, device=device,
+                     callbacks=[*loop_callbacks, *callbacks])
     if resume:
         ckpt = load_checkpoint(ckpt_path, model_config, task=task_name, model_kind=model_kind)
         missing = [k for k in ("optimizer", "rng", "train_state") if k not in ckpt.state]
@@ -915,6 +918,7 @@ def retrain_model(
     out_dir: str | Path | None = None,
     progress: bool = True,
     export_dir: str | Path | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> Checkpoint:
     """Train the shipped ``<task>-<model>`` again from its manifest: the same model config,
     recipe, seed, number of sequences, fused unroll or not, and number of torch threads (float
@@ -925,7 +929,7 @@ def retrain_model(
 
     ``directory`` holds the manifest (default: the package's shipped models). A manifest that
     does not say whether the fused unroll ran or with how many threads (older ones) is read
-    from its ``command``.
+    from its ``command``. ``callbacks`` go to :func:`run_training`.
     """
     path = Path(directory if directory is not None else SHIPPED_DIR) / f"{run_name(task_name, model_kind)}.pt"
     manifest = read_manifest(path)
@@ -961,6 +965,7 @@ def retrain_model(
             task_name, model_kind, config, train_config, out_dir, seed=manifest["seed"],
             command=manifest.get("command"), progress=progress, fused=fused,
             preset=manifest.get("preset"), recipe=manifest.get("recipe"), export_dir=export_dir,
+            callbacks=callbacks,
         )
     finally:
         torch.set_num_threads(before)

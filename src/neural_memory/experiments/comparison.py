@@ -7,13 +7,16 @@ Each chapter shows one of the paper's tasks and then the same steps, which are t
   or trained afresh); :func:`describe_models` says what they are and how they were made;
 * :func:`curve_paths` -- their learning curves (for ``viz.tasks.learning_curves``);
 * :func:`generalisation` and :func:`generalisation_table` -- bit errors at sizes inside and
-  beyond the training range (the figure is ``viz.tasks.sweep_plot``).
+  beyond the training range (the figure is ``viz.tasks.sweep_plot``);
+* :data:`CRITERIA` and :func:`check_criteria` -- what a trained NTM must do on fresh episodes
+  for the book to call the paper's result reproduced.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +26,7 @@ from neural_memory.tasks import get_task
 from neural_memory.training import (
     TrainConfig,
     TrainResult,
+    evaluate,
     load_or_train,
     model_config_for,
     run_name,
@@ -31,7 +35,10 @@ from neural_memory.training import (
 )
 
 __all__ = [
+    "CRITERIA",
     "MODELS",
+    "Criterion",
+    "check_criteria",
     "curve_paths",
     "describe_models",
     "generalisation",
@@ -102,3 +109,46 @@ def generalisation_table(sweep: Sweep, parameter: str) -> str:
         lines.append(f"{int(row[parameter]):>8} " + "".join(
             f"{sweep[n][j]['bit_errors']:>13.3f} {sweep[n][j]['bit_error_rate']:>10.4f}" for n in names))
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One measurable claim about a trained model: on fresh episodes of ``task`` at ``size``
+    (none: drawn from the training range), ``metric`` (``"bit_errors"`` per sequence or
+    ``"bit_error_rate"``) is at most ``at_most``."""
+
+    task: str
+    label: str
+    metric: str
+    at_most: float
+    size: Mapping[str, int] = field(default_factory=dict)
+
+
+#: The paper's claims for each task, made measurable: an NTM meets them all to count as a
+#: reproduction. Copy: sequences of length 20 (the longest trained) copied without error and
+#: length 40 with at most 1% of bits wrong; repeat copy and associative recall: no errors in the
+#: training range; priority sort: at most 10% of the 128 answer bits wrong (guessing gets 50%,
+#: the majority bit of the 16 top inputs about 40%).
+CRITERIA: tuple[Criterion, ...] = (
+    Criterion("copy", "length 20", "bit_errors", 0.05, {"length": 20}),
+    Criterion("copy", "length 40", "bit_error_rate", 0.01, {"length": 40}),
+    Criterion("repeat_copy", "training range", "bit_errors", 0.1),
+    Criterion("associative_recall", "training range", "bit_errors", 0.1),
+    Criterion("priority_sort", "20 inputs, 16 outputs", "bit_errors", 12.8),
+)
+
+
+def check_criteria(model: torch.nn.Module, task: str, episodes: int = 1000,
+                   seed: int = 2024) -> list[dict[str, object]]:
+    """Each criterion of ``task`` measured on ``episodes`` fresh episodes (seed ``seed``): one
+    dict per criterion with its label, metric, bound, the measured value and whether it is met.
+    In the training range the size is drawn once per batch of 8 episodes."""
+    rows = []
+    for c in (c for c in CRITERIA if c.task == task):
+        with torch.no_grad():
+            metrics = evaluate(model, task, episodes, seed=seed,
+                               batch_size=100 if c.size else 8, **c.size)
+        value = metrics[c.metric]
+        rows.append({"label": c.label, "metric": c.metric, "at_most": c.at_most,
+                     "value": value, "met": value <= c.at_most})
+    return rows

@@ -37,6 +37,7 @@ from neural_memory.training import (
 __all__ = [
     "CRITERIA",
     "MODELS",
+    "PAPER_SIZES",
     "Criterion",
     "check_criteria",
     "curve_paths",
@@ -44,6 +45,7 @@ __all__ = [
     "generalisation",
     "generalisation_table",
     "load_models",
+    "model_size",
     "tiny_live_run",
 ]
 
@@ -73,12 +75,41 @@ def load_models(task: str, retrain: bool = False, progress: bool = False) -> dic
             for label, kind in MODELS.items()}
 
 
+#: Parameter counts and sizes of Graves et al. (2014): the NTM with an LSTM controller (Table 2)
+#: and the LSTM baseline (Table 3), per task.
+PAPER_SIZES: dict[str, dict[str, tuple[str, int]]] = {
+    "copy": {"ntm": ("controller 100, 1 head", 67_561), "lstm": ("3 x 256", 1_352_969)},
+    "repeat_copy": {"ntm": ("controller 100, 1 head", 66_111), "lstm": ("3 x 512", 5_312_007)},
+    "associative_recall": {"ntm": ("controller 100, 1 head", 70_330),
+                           "lstm": ("3 x 256", 1_344_518)},
+    "priority_sort": {"ntm": ("controller 2 x 100, 5 heads", 269_038),
+                      "lstm": ("3 x 128", 384_424)},
+}
+
+
+def model_size(ck: Checkpoint) -> str:
+    """A model's shape in the paper's terms: ``3 x 256`` for an LSTM; the controller and heads
+    for an NTM."""
+    c = ck.config
+    if ck.manifest["model_kind"] == "lstm":
+        return f"{c.num_layers} x {c.hidden_size}"
+    layers = f"{c.controller_layers} x {c.controller_size}" if c.controller_layers > 1 else str(c.controller_size)
+    kind = "controller" if c.controller == "lstm" else "feedforward controller"
+    heads = f"{c.read_heads} read + {c.write_heads} write head" + ("s" if c.write_heads > 1 else "")
+    return f"{kind} {layers}, {heads}"
+
+
 def describe_models(models: Mapping[str, Checkpoint]) -> str:
-    """Each model's parameters, training sequences and the command that trained it."""
+    """Each model's size and parameters next to the paper's, its training sequences and the
+    command that trained it."""
     lines = []
     for label, ck in models.items():
         params = sum(p.numel() for p in ck.model.parameters())
-        lines.append(f"{label}: {params} parameters, {ck.manifest['sequences_seen']} training sequences")
+        kind, task = ck.manifest["model_kind"], ck.manifest["task"]
+        paper_size, paper_params = PAPER_SIZES[task][kind]
+        lines.append(f"{label}: {model_size(ck)}, {params:,} parameters "
+                     f"(paper: {paper_size}, {paper_params:,}); "
+                     f"{ck.manifest['sequences_seen']:,} training sequences")
         lines.append(f"    {ck.manifest['command']}")
     return "\n".join(lines)
 

@@ -31,6 +31,7 @@ def test_reproduce_retrains_each_model_to_the_shipped_weights(shipped, tmp_path,
     # the copy NTM has two criteria, the repeat-copy LSTM one; a tiny model meets none
     assert out.count("copy-ntm") == 2 and out.count("repeat_copy-lstm") == 1
     assert "length 40 bit_error_rate" in out and out.count(" NO") == 3
+    assert "every NTM trained after" in out and "every LSTM trained after" in out
 
 
 def test_reproduce_check_only_and_unknown_names(shipped, capsys):

@@ -6,8 +6,8 @@
 
 Each model is trained by :func:`neural_memory.training.retrain_model` (the manifest's model
 config, recipe, seed, number of sequences, fused unroll and thread count) into
-``--out/<task>-<model>``, the longest runs first (their lengths are read from the shipped
-learning curves). One progress bar per model shows the sequences trained and the last logged
+``--out/<task>-<model>``: the NTMs first, then the LSTM baselines, the longest runs of each
+first (their lengths are read from the shipped learning curves). One progress bar per model shows the sequences trained and the last logged
 bit errors. At the end a table gives each model's wall time and its bit errors on ``--episodes``
 fresh episodes, next to the criteria of :data:`neural_memory.experiments.comparison.CRITERIA`.
 ``--export DIR`` also exports every finished run to ``DIR`` (float16, as shipped).
@@ -59,7 +59,7 @@ def _train_one(task: str, kind: str, directory: str, out: str, export: str | Non
 
 def shipped_runs(directory: Path, only: Sequence[str] = ()) -> list[tuple[str, str, int, float]]:
     """``(task, kind, sequences, shipped wall seconds)`` of every shipped model (or ``only``
-    those named ``<task>-<model>``), the longest shipped run first."""
+    those named ``<task>-<model>``): the NTMs first, the longest shipped run first in each kind."""
     runs = []
     for task in TASKS:
         for kind in KINDS:
@@ -75,18 +75,21 @@ def shipped_runs(directory: Path, only: Sequence[str] = ()) -> list[tuple[str, s
     unknown = sorted(set(only) - {run_name(t, k) for t, k, _, _ in runs})
     if unknown:
         raise SystemExit(f"error: no shipped model named {', '.join(unknown)} in {directory}")
-    return sorted(runs, key=lambda r: -r[3])
+    return sorted(runs, key=lambda r: (KINDS.index(r[1]), -r[3]))
 
 
-def train_all(runs, directory: Path, out: Path, workers: int, export: Path | None) -> dict[str, float]:
+def train_all(runs, directory: Path, out: Path, workers: int,
+              export: Path | None) -> tuple[dict[str, float], dict[str, float]]:
     """Train ``runs`` in ``workers`` processes (0: here, one after another); returns the wall
-    seconds of each."""
+    seconds of each run and the wall seconds from the start until each run was done."""
     seconds: dict[str, float] = {}
+    done: dict[str, float] = {}
+    start = time.perf_counter()
     if workers == 0:
         for task, kind, _, _ in runs:
             name, s = _train_one(task, kind, str(directory), str(out), export and str(export), _Quiet())
-            seconds[name] = s
-        return seconds
+            seconds[name], done[name] = s, time.perf_counter() - start
+        return seconds, done
     bars = {run_name(t, k): tqdm(total=n, desc=f"{run_name(t, k):>24}", unit="seq", position=i,
                                  file=sys.stderr, dynamic_ncols=True, leave=True)
             for i, (t, k, n, _) in enumerate(runs)}
@@ -95,20 +98,22 @@ def train_all(runs, directory: Path, out: Path, workers: int, export: Path | Non
         channel = manager.Queue()
         futures = [pool.submit(_train_one, t, k, str(directory), str(out),
                                export and str(export), channel) for t, k, _, _ in runs]
-        while not all(f.done() for f in futures):
+        pending = set(futures)
+        while pending:
+            for f in [f for f in pending if f.done()]:
+                pending.discard(f)
+                name, s = f.result()  # a failed run raises here
+                seconds[name], done[name] = s, time.perf_counter() - start
+                bars[name].update(bars[name].total - bars[name].n)
             try:
                 name, seen, errors = channel.get(timeout=1.0)
             except queue.Empty:
                 continue
             bars[name].update(seen - bars[name].n)
             bars[name].set_postfix(errors=f"{errors:.2f}")
-        for f in futures:
-            name, s = f.result()  # a failed run raises here
-            seconds[name] = s
-            bars[name].update(bars[name].total - bars[name].n)
     for bar in bars.values():
         bar.close()
-    return seconds
+    return seconds, done
 
 
 class _Quiet:
@@ -151,11 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # each spawned process: one core
     torch.set_num_threads(1)
     runs = shipped_runs(args.directory, args.only)
-    seconds = {}
+    seconds: dict[str, float] = {}
     if not args.check_only:
-        start = time.perf_counter()
-        seconds = train_all(runs, args.directory, args.out, args.workers, args.export)
-        print(f"all runs trained in {(time.perf_counter() - start) / 60:.1f} minutes of wall time")
+        seconds, done = train_all(runs, args.directory, args.out, args.workers, args.export)
+        for kind in KINDS:
+            finished = [t for name, t in done.items() if name.endswith(f"-{kind}")]
+            if finished:
+                print(f"every {kind.upper()} trained after {max(finished) / 60:.1f} minutes of wall time")
     models = args.directory if args.check_only else args.out
     print(report(runs, models, seconds, args.episodes, nested=not args.check_only))
     return 0

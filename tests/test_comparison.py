@@ -9,12 +9,15 @@ import pytest  # noqa: E402
 
 from neural_memory.checkpoint import SHIPPED_DIR  # noqa: E402
 from neural_memory.experiments.comparison import (  # noqa: E402
+    CRITERIA,
+    check_criteria,
     curve_paths,
     describe_models,
     generalisation,
     generalisation_table,
     load_models,
     tiny_live_run,
+    training_command,
 )
 from neural_memory.training import evaluate_model  # noqa: E402
 from neural_memory.viz.tasks import sweep_plot  # noqa: E402
@@ -32,7 +35,8 @@ def test_the_shipped_pair_its_description_curves_and_generalisation():
     models = load_models("copy")
     assert list(models) == ["NTM", "LSTM"]
     text = describe_models(models).splitlines()
-    assert text[0].startswith("NTM: ") and "training sequences" in text[0]
+    assert text[0].startswith("NTM: controller 100, 1 read + 1 write head, ") and "training sequences" in text[0]
+    assert "(paper: controller 100, 1 head, 67,561)" in text[0] and "(paper: 3 x 256, 1,352,969)" in text[2]
     assert text[1].strip().startswith("python -m neural_memory.train --task copy --model ntm")
     assert curve_paths("copy") == {"NTM": SHIPPED_DIR / "copy-ntm.csv", "LSTM": SHIPPED_DIR / "copy-lstm.csv"}
     assert curve_paths("copy", retrain=True)["LSTM"].as_posix() == "runs/copy-lstm/copy-lstm.csv"
@@ -51,3 +55,19 @@ def test_the_shipped_pair_its_description_curves_and_generalisation():
     ax = sweep_plot(sweep, "length", training_range=(1, 20))
     assert [list(line.get_xdata()) for line in ax.lines] == [[5, 30], [5, 30]]
     plt.close("all")
+
+
+def test_training_command_keeps_what_trains_and_drops_where_files_went():
+    manifest = {"command": "python -m neural_memory.train --task copy --model ntm --out runs/a b "
+                           "--no-progress --seed 1 --export 'dir x' --fused"}
+    assert training_command(manifest) == "python -m neural_memory.train --task copy --model ntm b --seed 1 --fused"
+    assert training_command({}) == ""
+
+
+def test_criteria_measure_the_shipped_copy_ntm():
+    assert {c.task for c in CRITERIA} == {"copy", "repeat_copy", "associative_recall", "priority_sort"}
+    rows = check_criteria(load_models("copy")["NTM"].model, "copy", episodes=16)
+    assert [r["label"] for r in rows] == ["length 20", "length 40"]
+    assert all(r["met"] and r["value"] <= r["at_most"] for r in rows)
+    lstm = check_criteria(load_models("copy")["LSTM"].model, "copy", episodes=16)
+    assert not lstm[1]["met"] and lstm[1]["value"] > 0.01

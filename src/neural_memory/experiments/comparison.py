@@ -14,6 +14,7 @@ Each chapter shows one of the paper's tasks and then the same steps, which are t
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ __all__ = [
     "load_models",
     "model_size",
     "tiny_live_run",
+    "training_command",
 ]
 
 #: label -> model kind, in the order the chapters show them
@@ -110,8 +112,23 @@ def describe_models(models: Mapping[str, Checkpoint]) -> str:
         lines.append(f"{label}: {model_size(ck)}, {params:,} parameters "
                      f"(paper: {paper_size}, {paper_params:,}); "
                      f"{ck.manifest['sequences_seen']:,} training sequences")
-        lines.append(f"    {ck.manifest['command']}")
+        lines.append(f"    {training_command(ck.manifest)}")
     return "\n".join(lines)
+
+
+def training_command(manifest: Mapping[str, object]) -> str:
+    """The command that trained a model, without the options that only say where its files
+    went (``--out``, ``--export``) or whether a progress bar was drawn."""
+    words = shlex.split(str(manifest.get("command") or ""))
+    kept, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--out", "--export"):
+            skip = True
+        elif word != "--no-progress":
+            kept.append(word)
+    return shlex.join(kept)
 
 
 def curve_paths(task: str, retrain: bool = False) -> dict[str, Path]:

@@ -1,4 +1,4 @@
-"""Markdown tables from results JSON written by ``run.py`` (pasted into book/performance.md).
+"""Markdown tables from results JSON written by ``run.py`` (for benchmarks/README.md).
 
     python benchmarks/report.py benchmarks/results/cpu.json
     python benchmarks/report.py --merge A.json B.json          # one table from split seed lists

@@ -8,9 +8,9 @@ $\gamma_t \ge 1$, previous weighting $\mathbf{w}_{t-1}$.
 
 1. Content, eqs. (5)-(6): a softmax over the cosine similarity of the key with every row,
 
-   $$K[\mathbf{u}, \mathbf{v}] = \frac{\mathbf{u} \cdot \mathbf{v}}{\lVert\mathbf{u}\rVert
-   \lVert\mathbf{v}\rVert}, \qquad w^c_t(i) = \frac{\exp(\beta_t K[\mathbf{k}_t,
-   \mathbf{M}_t(i)])}{\sum_j \exp(\beta_t K[\mathbf{k}_t, \mathbf{M}_t(j)])}.$$
+   $$\mathcal{K}[\mathbf{u}, \mathbf{v}] = \frac{\mathbf{u} \cdot \mathbf{v}}{\lVert\mathbf{u}\rVert
+   \lVert\mathbf{v}\rVert}, \qquad w^c_t(i) = \frac{\exp(\beta_t \mathcal{K}[\mathbf{k}_t,
+   \mathbf{M}_t(i)])}{\sum_j \exp(\beta_t \mathcal{K}[\mathbf{k}_t, \mathbf{M}_t(j)])}.$$
 
    We add a small $\varepsilon$ to the norm product, so a zero row or a zero key has similarity
    0 (and the weights stay finite) instead of 0/0.
@@ -102,7 +102,7 @@ def _check_shift(n: int, k: int) -> None:
 
 
 def cosine_similarity(memory: Tensor, key: Tensor, eps: float = 1e-8) -> Tensor:
-    """Cosine similarity of ``key`` with every memory row, eq. (6)'s $K[\\cdot,\\cdot]$.
+    """Cosine similarity of ``key`` with every memory row, eq. (6)'s $\\mathcal{K}[\\cdot,\\cdot]$.
 
     Args:
         memory: ``(B, N, M)``.

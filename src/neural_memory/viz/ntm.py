@@ -274,7 +274,8 @@ def draw_content(memory: torch.Tensor, key: torch.Tensor, beta: float) -> Figure
     fig, grid = new_axes(ncols=3, width=3.0, height=2.6)
     axes = grid[0]
     memory_heatmap(mem, ax=axes[0], title="memory", colorbar=False)
-    bar_weights(similarity, ax=axes[1], title="cosine similarity $K[k, M(i)]$", ylim=(-1.0, 1.0))
+    bar_weights(similarity, ax=axes[1], title="cosine similarity $\\mathcal{K}[\\mathbf{k}, \\mathbf{M}(i)]$",
+                ylim=(-1.0, 1.0))
     bar_weights(w_c, ax=axes[2], title=f"content weighting, $\\beta$ = {beta:.1f}", color=PALETTE[2])
     return fig
 

@@ -59,7 +59,7 @@ def test_the_shipped_pair_its_description_curves_and_generalisation():
 
 def test_training_command_keeps_what_trains_and_drops_where_files_went():
     manifest = {"command": "python -m neural_memory.train --task copy --model ntm --out runs/a b "
-                           "--no-progress --seed 1 --export 'dir x' --fused"}
+                           "--no-progress --seed 1 --export 'dir x' --fused --checkpoint-every 5 --resume"}
     assert training_command(manifest) == "python -m neural_memory.train --task copy --model ntm b --seed 1 --fused"
     assert training_command({}) == ""
 

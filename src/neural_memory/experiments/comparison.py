@@ -117,16 +117,18 @@ def describe_models(models: Mapping[str, Checkpoint]) -> str:
 
 
 def training_command(manifest: Mapping[str, object]) -> str:
-    """The command that trained a model, without the options that only say where its files
-    went (``--out``, ``--export``) or whether a progress bar was drawn."""
+    """The command that trained a model, without the options that do not change the weights it
+    gives: where its files went (``--out``, ``--export``), how often it saved a checkpoint, whether
+    it drew a progress bar, and ``--resume`` (a resumed run ends with the weights of an
+    uninterrupted one)."""
     words = shlex.split(str(manifest.get("command") or ""))
     kept, skip = [], False
     for word in words:
         if skip:
             skip = False
-        elif word in ("--out", "--export"):
+        elif word in ("--out", "--export", "--checkpoint-every"):
             skip = True
-        elif word != "--no-progress":
+        elif word not in ("--no-progress", "--resume"):
             kept.append(word)
     return shlex.join(kept)
 

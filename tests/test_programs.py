@@ -270,3 +270,19 @@ def test_sort_program_figure_draws_the_fit_and_the_answer_reads():
     assert len(both.axes[0].collections) == 2
     with pytest.raises(ValueError, match="SortAnalysis"):
         viz.sort_program_figure(trace, None)
+
+
+def test_sort_statistics_pools_write_rows_against_priorities():
+    from neural_memory.experiments.programs import sort_statistics
+    from neural_memory.ntm import NTM, NTMConfig
+
+    torch.manual_seed(0)
+    model = NTM(NTMConfig.preset("tiny", input_size=10, output_size=8, read_heads=2, write_heads=3))
+    stats = sort_statistics(model, episodes=6, seed=1, length=5, outputs=3)
+    assert len(stats.fits) == 3 and 0 <= stats.best < 3
+    assert all(-1.0 <= f.spearman <= 1.0 and f.r2 <= 1.0 for f in stats.fits)
+    assert abs(stats.fits[stats.best].spearman) == max(abs(f.spearman) for f in stats.fits)
+    assert stats.read_monotone.shape == (2,) and bool(((stats.read_monotone >= 0) & (stats.read_monotone <= 1)).all())
+    assert model.training  # the mode is put back
+    with pytest.raises(ValueError, match="episodes must be >= 1"):
+        sort_statistics(model, episodes=0)

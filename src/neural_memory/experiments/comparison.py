@@ -77,15 +77,17 @@ def load_models(task: str, retrain: bool = False, progress: bool = False) -> dic
             for label, kind in MODELS.items()}
 
 
-#: Parameter counts and sizes of Graves et al. (2014): the NTM with an LSTM controller (Table 2)
-#: and the LSTM baseline (Table 3), per task.
+#: Parameter counts and sizes of Graves et al. (2014), per task: the NTM with an LSTM controller
+#: (Table 2; with a feedforward one, Table 1) and the LSTM baseline (Table 3).
 PAPER_SIZES: dict[str, dict[str, tuple[str, int]]] = {
     "copy": {"ntm": ("controller 100, 1 head", 67_561), "lstm": ("3 x 256", 1_352_969)},
     "repeat_copy": {"ntm": ("controller 100, 1 head", 66_111), "lstm": ("3 x 512", 5_312_007)},
     "associative_recall": {"ntm": ("controller 100, 1 head", 70_330),
                            "lstm": ("3 x 256", 1_344_518)},
     "priority_sort": {"ntm": ("controller 2 x 100, 5 heads", 269_038),
-                      "lstm": ("3 x 128", 384_424)},
+                      "lstm": ("3 x 128", 384_424),
+                      # the NTM with a feedforward controller (Table 1)
+                      "ntm-feedforward": ("feedforward controller 512, 8 heads", 508_305)},
 }
 
 
@@ -108,6 +110,8 @@ def describe_models(models: Mapping[str, Checkpoint]) -> str:
     for label, ck in models.items():
         params = sum(p.numel() for p in ck.model.parameters())
         kind, task = ck.manifest["model_kind"], ck.manifest["task"]
+        if kind == "ntm" and ck.config.controller == "feedforward":
+            kind = "ntm-feedforward"
         paper_size, paper_params = PAPER_SIZES[task][kind]
         lines.append(f"{label}: {model_size(ck)}, {params:,} parameters "
                      f"(paper: {paper_size}, {paper_params:,}); "

@@ -54,6 +54,7 @@ __all__ = [
     "rows_in_use",
     "sort_analysis",
     "sort_baselines",
+    "sort_statistics",
     "write_locations",
 ]
 
@@ -389,6 +390,45 @@ def sort_analysis(trace: EpisodeTrace, priorities: Tensor, threshold: float = 0.
     locations = write_locations(trace, range(len(p)), origin=origin)
     fits = tuple(priority_fit(p, locations.mean[:, h]) for h in range(locations.mean.shape[1]))
     return SortAnalysis(p, locations, fits, read_order(trace, origin=origin), origin)
+
+
+class SortStatistics(NamedTuple):
+    """Priority sort over many episodes: one :class:`PriorityFit` per write head of the row it
+    writes each input to (its peak row) against the input's priority, all episodes pooled;
+    ``best`` the write head whose rank correlation is largest in size; and for each read head
+    the mean over episodes of :func:`read_order`'s ``monotone`` and ``speed`` over the answer
+    steps, ``(R,)`` each."""
+
+    fits: tuple[PriorityFit, ...]
+    best: int
+    read_monotone: Tensor
+    read_speed: Tensor
+
+
+@torch.no_grad()
+def sort_statistics(model: torch.nn.Module, episodes: int = 200, seed: int = 0,
+                    length: int = 20, outputs: int = 16) -> SortStatistics:
+    """Where an NTM writes the inputs of ``episodes`` fresh priority-sort episodes, against
+    their priorities (the paper's Fig. 17 test, pooled), and how its read heads move while it
+    answers."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    generator = torch.Generator().manual_seed(seed)
+    batch, priority = priority_sort_batch(episodes, length, outputs, generator)
+    was_training = model.training
+    model.eval()
+    try:
+        _, trace = model(batch.inputs, return_trace=True)
+    finally:
+        model.train(was_training)
+    rows = trace.write_weights[:, :length].argmax(-1).double()  # (B, n, W)
+    p = priority.double().flatten()  # (B * n,)
+    fits = tuple(priority_fit(p, rows[..., h].flatten()) for h in range(rows.shape[-1]))
+    best = max(range(len(fits)), key=lambda h: abs(fits[h].spearman))
+    answer = range(length + 1, length + 1 + outputs)
+    orders = [read_order(trace, steps=answer, index=b) for b in range(episodes)]
+    return SortStatistics(fits, best, torch.stack([o.monotone for o in orders]).mean(0),
+                          torch.stack([o.speed for o in orders]).mean(0))
 
 
 def sort_baselines(

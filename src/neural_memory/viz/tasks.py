@@ -175,7 +175,8 @@ def generalisation_plot(
     ax: Axes | None = None,
     title: str | None = None,
 ) -> Axes:
-    """One line per model: a metric against the problem size; the training range shaded."""
+    """One line per model: a metric against the problem size, on an axis from zero; the training
+    range shaded."""
     if ax is None:
         _, grid = new_axes(width=5.0, height=3.2)
         ax = grid[0, 0]
@@ -187,6 +188,7 @@ def generalisation_plot(
         ax.axvspan(*training_range, color=PALETTE[2], alpha=0.12, lw=0, label="training range")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.set_ylim(bottom=0)  # error counts and rates: an axis from zero does not exaggerate gaps
     if title:
         ax.set_title(title)
     ax.legend()

@@ -45,9 +45,10 @@ def test_shipped_files_load_and_are_consistent(task: str, kind: str) -> None:
 
 
 def errors(task: str, kind: str, sequences: int, **size) -> dict:
+    # in the training range one size is drawn per batch: batches of 8 give a mix of sizes
     ck = shipped(task, kind)
     return evaluate_model(ck.model, get_task(task), sequences, torch.Generator().manual_seed(2024),
-                          batch_size=50, **size)
+                          batch_size=50 if size else 8, **size)
 
 
 def test_copy_ntm_meets_its_targets() -> None:
@@ -56,11 +57,11 @@ def test_copy_ntm_meets_its_targets() -> None:
     assert errors("copy", "ntm", 200, length=40)["bit_error_rate"] <= 0.01
 
 
-def test_copy_ntm_beats_lstm_in_range() -> None:
-    assert errors("copy", "ntm", 200)["bit_errors"] < errors("copy", "lstm", 200)["bit_errors"]
+def test_copy_ntm_beats_lstm_at_the_longest_trained_length() -> None:
+    assert errors("copy", "ntm", 200, length=20)["bit_errors"] < errors("copy", "lstm", 200, length=20)["bit_errors"]
 
 
-@pytest.mark.parametrize("task", ("copy", "repeat_copy", "priority_sort"))
+@pytest.mark.parametrize("task", TASKS)
 def test_ntm_beats_lstm_trained_on_as_many_sequences(task: str) -> None:
     ntm, lstm = errors(task, "ntm", 200), errors(task, "lstm", 200)
     assert shipped(task, "ntm").manifest["sequences_seen"] == shipped(task, "lstm").manifest["sequences_seen"]

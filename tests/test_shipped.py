@@ -77,3 +77,14 @@ def test_repeat_copy_ntm_meets_its_target() -> None:
 def test_associative_recall_ntm_meets_its_target() -> None:
     # Part III's target: <= 0.1 bit errors per sequence with 2-6 items (the training range)
     assert errors("associative_recall", "ntm", 300)["bit_errors"] <= 0.1
+
+
+def test_priority_sort_ntm_sorts() -> None:
+    # the criterion on 1,000 fresh episodes, and the paper's program: write rows follow the priority
+    from neural_memory.experiments.comparison import check_criteria
+    from neural_memory.experiments.programs import sort_statistics
+
+    model = shipped("priority_sort", "ntm").model
+    assert all(row["met"] for row in check_criteria(model, "priority_sort", episodes=1000))
+    stats = sort_statistics(model, episodes=50, seed=3)
+    assert abs(stats.fits[stats.best].spearman) >= 0.9

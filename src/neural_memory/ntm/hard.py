@@ -4,18 +4,19 @@ After the four addressing stages a head has a soft weighting $\mathbf{w}_t$ over
 A *hard* head replaces it with a one-hot vector drawn with the straight-through Gumbel-softmax
 of Part I (Jang et al., 2017; Bengio et al., 2013), using $\log \mathbf{w}_t$ as the logits:
 
-$$\mathbf{y}_t = \mathrm{softmax}\!\left(\frac{\log \mathbf{w}_t + \mathbf{g}_t}{\tau}\right),
-\qquad g_t(i) \sim \mathrm{Gumbel}(0, 1),
-\qquad \mathbf{h}_t = \mathrm{onehot}\big(\arg\max_i y_t(i)\big).$$
+$$\mathbf{w}^{\mathrm{gs}}_t = \mathrm{softmax}\!\left(\frac{\log \mathbf{w}_t + \boldsymbol{\xi}_t}{\tau}\right),
+\qquad \xi_t(i) \sim \mathrm{Gumbel}(0, 1),
+\qquad \mathbf{w}^{\mathrm{hard}}_t = \mathrm{onehot}\big(\arg\max_i w^{\mathrm{gs}}_t(i)\big).$$
 
-The forward pass uses $\mathbf{h}_t$ (exactly one row; by the Gumbel-max trick that row is
-drawn with probability $w_t(i)$), the backward pass the gradient of the soft sample
-$\mathbf{y}_t$ (straight-through). In evaluation there is no noise: $\mathbf{h}_t$ is the
-one-hot of $\arg\max_i w_t(i)$, so a trained machine is deterministic.
+The forward pass uses $\mathbf{w}^{\mathrm{hard}}_t$ (exactly one row; by the Gumbel-max trick
+that row is drawn with probability $w_t(i)$), the backward pass the gradient of the soft sample
+$\mathbf{w}^{\mathrm{gs}}_t$ (straight-through). In evaluation there is no noise:
+$\mathbf{w}^{\mathrm{hard}}_t$ is the one-hot of $\arg\max_i w_t(i)$, so a trained machine is
+deterministic. (The symbols are the book's notation page's.)
 
 To start soft and anneal to hard, a mixing weight $\lambda \in [0, 1]$ blends the two:
 
-$$\mathbf{w}'_t = \lambda\, \mathbf{h}_t + (1 - \lambda)\, \mathbf{w}_t ,$$
+$$\mathbf{w}'_t = \lambda\, \mathbf{w}^{\mathrm{hard}}_t + (1 - \lambda)\, \mathbf{w}_t ,$$
 
 with $\lambda = 1$ (the default) the pure hard head. The weighting $\mathbf{w}'_t$ is what the
 head reads or writes with, and what the next step's interpolation (eq. 7) takes as

@@ -267,6 +267,8 @@ def plot_read_weights(weights: torch.Tensor, row_titles: Sequence[str], axes=Non
     axes = np.asarray(axes).ravel()
     for ax, w, t in zip(axes, weights, row_titles, strict=True):
         bar_weights(w, ax=ax, title=t, labels=labels)
+        ax.set_xlabel("memory row")
+    axes[0].set_ylabel("read weight")
     return axes
 
 

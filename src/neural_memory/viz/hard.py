@@ -1,8 +1,9 @@
 r"""Figures for Part IV: hard (one-hot) heads inside the NTM, against soft ones.
 
 Hard heads (:mod:`neural_memory.ntm.hard`) replace a head's soft weighting $\mathbf{w}_t$ by a
-one-hot sample $\mathbf{h}_t$; the *entropy* of a weighting, $H(\mathbf{w}) = -\sum_i w(i)
-\log_2 w(i)$ bits, measures how sharp it is (0 for one row, $\log_2 N$ for all rows alike).
+one-hot sample $\mathbf{w}^{\mathrm{hard}}_t$; the *entropy* of a weighting,
+$\mathcal{H}(\mathbf{w}) = -\sum_i w(i) \log_2 w(i)$ bits, measures how sharp it is (0 for one
+row, $\log_2 N$ for all rows alike).
 
 * :func:`soft_vs_hard` -- one soft weighting, a stack of its hard samples, and how often each
   row was drawn next to its weight (the Gumbel-max trick).
@@ -112,7 +113,7 @@ def soft_vs_hard(w: torch.Tensor | Sequence[float], samples: torch.Tensor,
     bar_weights(w, ax=axes[0], title="soft weighting $w$")
     shown = s if show is None else s[:show]
     axes[1].imshow(shown.numpy(), aspect="auto", cmap="Greys", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axes[1].set_title(f"{shown.shape[0]} hard samples $h$")
+    axes[1].set_title(f"{shown.shape[0]} hard samples " + r"$\mathbf{w}^{\mathrm{hard}}$")
     axes[1].set_xlabel("row")
     axes[1].set_ylabel("sample")
     axes[1].grid(False)

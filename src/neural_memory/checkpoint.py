@@ -67,14 +67,20 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 def config_from_dict(kind: str, values: dict[str, Any]) -> Any:
     """Rebuild the config of a model kind from a manifest dict (lists back to tuples)."""
     config_cls, _ = model_classes(kind)
-    known = {f.name for f in dataclasses.fields(config_cls)}
+    return dataclass_from_dict(config_cls, values)
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any]) -> Any:
+    """Rebuild a config dataclass (a model config, a recipe) from a manifest dict (lists back
+    to tuples); a field this version does not have is a CheckpointError."""
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise CheckpointError(
-            f"the manifest's {config_cls.__name__} has fields this version does not know: "
+            f"the manifest's {cls.__name__} has fields this version does not know: "
             f"{unknown} (written by another version of neural_memory?)"
         )
-    return config_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def config_differences(found: Any, expected: Any) -> list[str]:
@@ -242,6 +248,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"manifest {mpath} is not valid JSON ({err})") from err
 
 
+def check_manifest_is_for(manifest: dict[str, Any], path: str | Path, *, task: str | None = None,
+                          model_kind: str | None = None) -> None:
+    """CheckpointError unless the manifest of ``path`` is for ``task`` and ``model_kind`` (each
+    checked when given)."""
+    for name, wanted in (("task", task), ("model_kind", model_kind)):
+        if wanted is not None and manifest.get(name) != wanted:
+            raise CheckpointError(
+                f"checkpoint {path} is for {name}={manifest.get(name)!r}, expected {wanted!r}"
+            )
+
+
 def load_checkpoint(
     path: str | Path,
     expected_config: Any = None,
@@ -266,11 +283,7 @@ def load_checkpoint(
             f"checkpoint file {path} is corrupt or truncated: its sha256 is {digest}, "
             f"but its manifest {manifest_path(path)} records {manifest.get('sha256')}"
         )
-    for name, wanted in (("task", task), ("model_kind", model_kind)):
-        if wanted is not None and manifest.get(name) != wanted:
-            raise CheckpointError(
-                f"checkpoint {path} is for {name}={manifest.get(name)!r}, expected {wanted!r}"
-            )
+    check_manifest_is_for(manifest, path, task=task, model_kind=model_kind)
     config = config_from_dict(manifest["model_kind"], manifest["config"])
     if expected_config is not None:
         diff = config_differences(config, expected_config)

@@ -51,12 +51,15 @@ from neural_memory.checkpoint import (
     SHIPPED_DIR,
     Checkpoint,
     CheckpointError,
+    check_manifest_is_for,
     config_from_dict,
+    dataclass_from_dict,
     export_checkpoint,
     load_checkpoint,
     read_csv,
     read_manifest,
     save_checkpoint,
+    shipped_checkpoint,
     write_csv,
 )
 from neural_memory.ntm.fused import check_device
@@ -721,6 +724,18 @@ def removed_options_in_use(found: dict[str, Any]) -> list[str]:
     return [f"{k}={found[k]!r}" for k, off in REMOVED_OPTIONS.items() if k in found and found[k] != off]
 
 
+def _refuse_removed_options(found: dict[str, Any], path: Path, action: str) -> None:
+    """CheckpointError if the recipe ``found`` in the manifest of ``path`` used an option of
+    :data:`REMOVED_OPTIONS`: the run cannot be ``action`` (resumed, replayed) here."""
+    removed = removed_options_in_use(found)
+    if removed:
+        raise CheckpointError(
+            f"checkpoint {path} was trained with {', '.join(removed)}: training options "
+            "this version no longer has (the book's 'Performance and stability' appendix "
+            f"names the version that does); it cannot be {action} here"
+        )
+
+
 def run_training(
     task_name: str,
     model_kind: str,
@@ -807,13 +822,7 @@ def run_training(
                 f"got {ckpt_path} without {', '.join(missing)}; it cannot be resumed"
             )
         found = ckpt.manifest.get("train_config") or {}
-        removed = removed_options_in_use(found)
-        if removed:
-            raise CheckpointError(
-                f"checkpoint {ckpt_path} was trained with {', '.join(removed)}: training options "
-                "this version no longer has (the book's 'Performance and stability' appendix "
-                "names the version that does); it cannot be resumed here"
-            )
+        _refuse_removed_options(found, ckpt_path, "resumed")
         diff = _train_config_differences(found, train_config)
         if diff:
             raise CheckpointError(
@@ -888,7 +897,7 @@ def load_or_train(
     **recipe_overrides: Any,
 ) -> Checkpoint:
     """The shipped model for a task (``directory``, default the package's data dir); with
-    ``retrain``, the same model trained again from its manifest (:func:`retrain`, into
+    ``retrain``, the same model trained again from its manifest (:func:`retrain_model`, into
     ``out_dir``, default ``runs/<task>-<model>``). Only when nothing is shipped does it train
     ``preset`` with ``recipe``, ``seed`` and ``recipe_overrides`` (defaults: the task's preset
     and recipe). The chapters call this: load by default, one flag retrains.
@@ -931,25 +940,14 @@ def retrain_model(
     does not say whether the fused unroll ran or with how many threads (older ones) is read
     from its ``command``. ``callbacks`` go to :func:`run_training`.
     """
-    path = Path(directory if directory is not None else SHIPPED_DIR) / f"{run_name(task_name, model_kind)}.pt"
+    path = shipped_checkpoint(task_name, model_kind, directory)
     manifest = read_manifest(path)
-    for name, wanted in (("task", task_name), ("model_kind", model_kind)):
-        if manifest.get(name) != wanted:
-            raise CheckpointError(f"manifest of {path} is for {name}={manifest.get(name)!r}, expected {wanted!r}")
+    check_manifest_is_for(manifest, path, task=task_name, model_kind=model_kind)
     found = manifest.get("train_config")
     if not found:
         raise CheckpointError(f"manifest of {path} records no recipe (train_config); it cannot be replayed")
-    removed = removed_options_in_use(found)
-    if removed:
-        raise CheckpointError(
-            f"{path} was trained with {', '.join(removed)}: training options this version no "
-            "longer has (the book's 'Performance and stability' appendix names the version that "
-            "does); it cannot be replayed here"
-        )
-    unknown = sorted(set(found) - {f.name for f in dataclasses.fields(TrainConfig)})
-    if unknown:
-        raise CheckpointError(f"manifest of {path} has recipe fields this version does not know: {unknown}")
-    train_config = TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in found.items()})
+    _refuse_removed_options(found, path, "replayed")
+    train_config = dataclass_from_dict(TrainConfig, found)
     config = config_from_dict(model_kind, manifest["config"])
     command = (manifest.get("command") or "").split()
     fused = manifest.get("fused", "--fused" in command)

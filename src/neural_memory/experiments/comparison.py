@@ -47,6 +47,7 @@ __all__ = [
     "generalisation_table",
     "load_models",
     "model_size",
+    "paper_size",
     "tiny_live_run",
     "training_command",
 ]
@@ -103,18 +104,24 @@ def model_size(ck: Checkpoint) -> str:
     return f"{kind} {layers}, {heads}"
 
 
+def paper_size(ck: Checkpoint) -> tuple[str, int]:
+    """The size and parameter count of the paper's model that ``ck`` is compared with
+    (:data:`PAPER_SIZES`; a feedforward NTM is compared with the paper's feedforward one)."""
+    kind = ck.manifest["model_kind"]
+    if kind == "ntm" and ck.config.controller == "feedforward":
+        kind = "ntm-feedforward"
+    return PAPER_SIZES[ck.manifest["task"]][kind]
+
+
 def describe_models(models: Mapping[str, Checkpoint]) -> str:
     """Each model's size and parameters next to the paper's, its training sequences and the
     command that trained it."""
     lines = []
     for label, ck in models.items():
         params = sum(p.numel() for p in ck.model.parameters())
-        kind, task = ck.manifest["model_kind"], ck.manifest["task"]
-        if kind == "ntm" and ck.config.controller == "feedforward":
-            kind = "ntm-feedforward"
-        paper_size, paper_params = PAPER_SIZES[task][kind]
+        size, paper_params = paper_size(ck)
         lines.append(f"{label}: {model_size(ck)}, {params:,} parameters "
-                     f"(paper: {paper_size}, {paper_params:,}); "
+                     f"(paper: {size}, {paper_params:,}); "
                      f"{ck.manifest['sequences_seen']:,} training sequences")
         lines.append(f"    {training_command(ck.manifest)}")
     return "\n".join(lines)
@@ -199,9 +206,8 @@ def check_criteria(model: torch.nn.Module, task: str, episodes: int = 1000,
     In the training range the size is drawn once per batch of 8 episodes."""
     rows = []
     for c in (c for c in CRITERIA if c.task == task):
-        with torch.no_grad():
-            metrics = evaluate(model, task, episodes, seed=seed,
-                               batch_size=100 if c.size else 8, **c.size)
+        metrics = evaluate(model, task, episodes, seed=seed, batch_size=100 if c.size else 8,
+                           **c.size)
         value = metrics[c.metric]
         rows.append({"label": c.label, "metric": c.metric, "at_most": c.at_most,
                      "value": value, "met": value <= c.at_most})

@@ -14,6 +14,7 @@ from neural_memory.baselines import LSTMBaseline, LSTMConfig  # noqa: E402
 from neural_memory.experiments import programs as pg  # noqa: E402
 from neural_memory.ntm import NTM, NTMConfig  # noqa: E402
 from neural_memory.tasks import get_task  # noqa: E402
+from neural_memory.tasks.metrics import sequence_bit_errors  # noqa: E402
 from neural_memory.viz import programs as viz  # noqa: E402
 
 
@@ -196,6 +197,9 @@ def test_episode_trace_keeps_one_episode_of_a_tiny_ntm():
     torch.testing.assert_close(trace.adds, full.heads.add[0])
     torch.testing.assert_close(trace.outputs, torch.sigmoid(logits[0]))
     assert pg.rows_in_use(trace) == pg.rows_in_use(full)
+    # wrong bits: only at scored steps, and as many as the task metric counts
+    assert not trace.wrong_bits()[~trace.mask.bool()].any()
+    assert trace.bit_errors() == int(sequence_bit_errors(logits, batch.targets[1:], batch.mask[1:]))
 
 
 def test_episode_trace_refuses_a_model_without_memory():

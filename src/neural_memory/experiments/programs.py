@@ -111,6 +111,15 @@ class EpisodeTrace:
         """The scored steps (where ``mask`` is 1), in order."""
         return self.mask.nonzero().flatten().tolist()
 
+    def wrong_bits(self) -> Tensor:
+        """``(T, O)`` bool: the scored bits the model got wrong (:math:`\\sigma(z) > 1/2`
+        against the target, the rule of :func:`~neural_memory.tasks.metrics.sequence_bit_errors`)."""
+        return ((self.outputs > 0.5).float() != self.targets) & self.mask.bool()[:, None]
+
+    def bit_errors(self) -> int:
+        """How many scored bits of the episode are wrong."""
+        return int(self.wrong_bits().sum())
+
 
 def episode_trace(model: torch.nn.Module, batch: Batch, index: int = 0) -> EpisodeTrace:
     """Run ``model`` (an NTM) on episode ``index`` of ``batch`` and keep everything it did.

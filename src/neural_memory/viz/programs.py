@@ -194,8 +194,7 @@ def program_figure(
     axes["targets"].set_title("targets")
     _image(axes["outputs"], trace.outputs.T, "Greys", 0.0, 1.0, "$\\sigma(z_t)$")
     axes["outputs"].set_title("outputs $\\sigma(z_t)$ (wrong bits marked)")
-    scored = trace.mask.bool()[:, None]  # (T, 1)
-    wrong = (((trace.outputs > 0.5).float() != trace.targets) & scored).nonzero()
+    wrong = trace.wrong_bits().nonzero()
     if len(wrong):
         axes["outputs"].scatter(wrong[:, 0], wrong[:, 1], s=10, color=WRONG_COLOR, zorder=3)
     for name in ("targets", "outputs"):

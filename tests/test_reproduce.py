@@ -32,11 +32,23 @@ def test_reproduce_retrains_each_model_to_the_shipped_weights(shipped, tmp_path,
     assert out.count("copy-ntm") == 2 and out.count("repeat_copy-lstm") == 1
     assert "length 40 bit_error_rate" in out and out.count(" NO") == 3
     assert "every NTM trained after" in out and "every LSTM trained after" in out
+    # every row ends with the "as shipped" column: the retrained weights are the shipped ones
+    rows = [line for line in out.splitlines() if line.lstrip().startswith(("copy-ntm", "repeat_copy-lstm"))]
+    assert len(rows) == 3 and all(line.endswith("yes") for line in rows)
+    # --table prints the same table again from the runs' folders, training nothing
+    assert reproduce.main(["--directory", str(shipped), "--out", str(tmp_path), "--table",
+                           "--episodes", "8"]) == 0
+    again = capsys.readouterr().out
+    assert "trained after" not in again
+    assert again.splitlines() == out.splitlines()[-4:]
 
 
 def test_reproduce_check_only_and_unknown_names(shipped, capsys):
     assert reproduce.main(["--directory", str(shipped), "--check-only", "--only", "copy-ntm",
                            "--episodes", "4"]) == 0
     assert "length 20 bit_errors" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="no run copy-ntm in"):
+        reproduce.main(["--directory", str(shipped), "--out", str(shipped), "--table",
+                        "--only", "copy-ntm"])
     with pytest.raises(SystemExit, match="no shipped model named copy-dnc"):
         reproduce.main(["--directory", str(shipped), "--check-only", "--only", "copy-dnc"])

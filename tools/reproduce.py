@@ -3,13 +3,17 @@
     python tools/reproduce.py                  # all shipped models, two processes, one core each
     python tools/reproduce.py --only copy-ntm repeat_copy-ntm --workers 1
     python tools/reproduce.py --check-only     # measure the shipped models, train nothing
+    python tools/reproduce.py --table          # the table of the runs already in --out
 
 Each model is trained by :func:`neural_memory.training.retrain_model` (the manifest's model
 config, recipe, seed, number of sequences, fused unroll and thread count) into
 ``--out/<task>-<model>``: the NTMs first, then the LSTM baselines, the longest runs of each
 first (their lengths are read from the shipped learning curves). One progress bar per model shows the sequences trained and the last logged
 bit errors. At the end a table gives each model's wall time and its bit errors on ``--episodes``
-fresh episodes, next to the criteria of :data:`neural_memory.experiments.comparison.CRITERIA`.
+fresh episodes, next to the criteria of :data:`neural_memory.experiments.comparison.CRITERIA`,
+and whether the retrained weights equal the shipped ones (after the shipped float16 rounding).
+``--table`` prints that table for runs already in ``--out`` (from separate invocations, say),
+taking each run's training time from its learning curve.
 ``--export DIR`` also exports every finished run to ``DIR`` (float16, as shipped).
 
 This is a script, not a test: the full run takes about an hour of wall time on a two-core CPU.
@@ -123,19 +127,45 @@ class _Quiet:
         pass
 
 
-def report(runs, models_dir: Path, seconds: dict[str, float], episodes: int, nested: bool) -> str:
+def same_as_shipped(run: torch.nn.Module, shipped: torch.nn.Module) -> bool:
+    """Whether a retrained model's weights equal the shipped ones after the float16 rounding
+    that exporting applies."""
+    a, b = shipped.state_dict(), run.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k].half().float()) for k in a)
+
+
+def curve_seconds(runs, out: Path) -> dict[str, float]:
+    """Each finished run's training wall time, the last ``wall_seconds`` of its curve in
+    ``out/<name>/<name>.csv``."""
+    seconds = {}
+    for task, kind, _, _ in runs:
+        name = run_name(task, kind)
+        path = out / name / f"{name}.csv"
+        if not path.exists():
+            raise SystemExit(f"error: no run {name} in {out} (train it first, or leave it out of --only)")
+        seconds[name] = float(read_csv(path)[-1]["wall_seconds"])
+    return seconds
+
+
+def report(runs, models_dir: Path, seconds: dict[str, float], episodes: int, nested: bool,
+           shipped_dir: Path | None = None) -> str:
     """The table: each model's wall time, sequences and fresh-data figures against the criteria.
     The models are ``models_dir/<name>.pt``, or with ``nested`` ``models_dir/<name>/<name>.pt``
-    (the runs' folders)."""
+    (the runs' folders). With ``shipped_dir`` a last column says whether each model's weights
+    are the shipped ones (see :func:`same_as_shipped`)."""
     lines = [f"{'model':>24} {'minutes':>8} {'sequences':>10}  {'criterion':<24} {'value':>9} "
-             f"{'at most':>8}  met"]
+             f"{'at most':>8}  met" + ("  as shipped" if shipped_dir else "")]
     for task, kind, sequences, _ in runs:
         name = run_name(task, kind)
         model = load_checkpoint((models_dir / name if nested else models_dir) / f"{name}.pt").model
         minutes = f"{seconds[name] / 60:.1f}" if name in seconds else "-"
+        same = ""
+        if shipped_dir:
+            shipped = load_checkpoint(shipped_dir / f"{name}.pt").model
+            same = "  " + ("yes" if same_as_shipped(model, shipped) else "NO")
         for row in check_criteria(model, task, episodes):
             lines.append(f"{name:>24} {minutes:>8} {sequences:>10}  {row['label'] + ' ' + row['metric']:<24.24} "
-                         f"{row['value']:>9.4f} {row['at_most']:>8}  {'yes' if row['met'] else 'NO'}")
+                         f"{row['value']:>9.4f} {row['at_most']:>8}  {'yes' if row['met'] else 'NO':<3}{same}")
     return "\n".join(lines)
 
 
@@ -150,21 +180,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--episodes", type=int, default=1000, help="fresh episodes per criterion")
     p.add_argument("--export", type=Path, help="also export every finished run here")
     p.add_argument("--check-only", action="store_true", help="measure the shipped models only")
+    p.add_argument("--table", action="store_true",
+                   help="train nothing; the table of the runs already in --out")
     args = p.parse_args(argv)
     if args.workers < 0 or args.episodes < 1:
         p.error("--workers must be >= 0 and --episodes >= 1")
+    if args.check_only and args.table:
+        p.error("--check-only and --table exclude each other")
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # each spawned process: one core
     torch.set_num_threads(1)
     runs = shipped_runs(args.directory, args.only)
     seconds: dict[str, float] = {}
-    if not args.check_only:
+    if args.table:
+        seconds = curve_seconds(runs, args.out)
+    elif not args.check_only:
         seconds, done = train_all(runs, args.directory, args.out, args.workers, args.export)
         for kind in KINDS:
             finished = [t for name, t in done.items() if name.endswith(f"-{kind}")]
             if finished:
                 print(f"every {kind.upper()} trained after {max(finished) / 60:.1f} minutes of wall time")
-    models = args.directory if args.check_only else args.out
-    print(report(runs, models, seconds, args.episodes, nested=not args.check_only))
+    if args.check_only:
+        print(report(runs, args.directory, seconds, args.episodes, nested=False))
+    else:
+        print(report(runs, args.out, seconds, args.episodes, nested=True, shipped_dir=args.directory))
     return 0
 
 

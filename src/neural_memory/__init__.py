@@ -18,6 +18,8 @@ Parts:
 * The Neural Turing Machine, addressing stage by stage (Part II): :class:`NTM`,
   :class:`NTMConfig`, :class:`NTMTrace` (``neural_memory.ntm``), and the LSTM baseline of
   Part III: :class:`LSTMBaseline`, :class:`LSTMConfig` (``neural_memory.baselines``).
+* The Differentiable Neural Computer (Graves et al., 2016): :class:`DNC`, :class:`DNCConfig`,
+  :class:`DNCTrace` (``neural_memory.dnc``, with its allocation and linkage functions).
 * The paper's four tasks: :func:`get_task`, :data:`TASKS` (``neural_memory.tasks``).
 * Training and evaluation: :class:`TrainConfig`, :func:`train` (the one training loop; its
   callbacks are in ``neural_memory.training``), :func:`evaluate`; models on disk:
@@ -59,6 +61,7 @@ sys.modules[__name__].__class__ = _Package
 from neural_memory.baselines import LSTMBaseline, LSTMConfig  # noqa: E402
 from neural_memory.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from neural_memory.device import default_device  # noqa: E402
+from neural_memory.dnc import DNC, DNCConfig, DNCTrace  # noqa: E402
 from neural_memory.gumbel import gumbel_softmax, sample_gumbel, straight_through  # noqa: E402
 from neural_memory.lookup import HardMemory  # noqa: E402
 from neural_memory.ntm import NTM, NTMConfig, NTMTrace  # noqa: E402
@@ -73,9 +76,12 @@ from neural_memory.training import (  # noqa: E402
 )
 
 __all__ = [
+    "DNC",
     "MODEL_KINDS",
     "NTM",
     "TASKS",
+    "DNCConfig",
+    "DNCTrace",
     "HardMemory",
     "LSTMBaseline",
     "LSTMConfig",

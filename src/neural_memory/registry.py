@@ -16,6 +16,7 @@ from torch import nn
 _KINDS: dict[str, tuple[str, str, str]] = {
     "lstm": ("neural_memory.baselines", "LSTMConfig", "LSTMBaseline"),
     "ntm": ("neural_memory.ntm", "NTMConfig", "NTM"),
+    "dnc": ("neural_memory.dnc", "DNCConfig", "DNC"),
 }
 MODEL_KINDS = tuple(_KINDS)
 

@@ -198,6 +198,10 @@ _PAPER_LR = {
 _RECIPES: dict[str, TrainConfig] = {
     f"{task}-{model}": TrainConfig(lr=lr) for (task, model), lr in _PAPER_LR.items()
 }
+# The DNC (Graves et al., 2016) was not trained on these tasks in its paper: the same recipe at
+# 1e-4, the learning rate of DeepMind's reference implementation's training script.
+_RECIPES.update({f"{task}-dnc": TrainConfig(lr=1e-4)
+                 for task in ("copy", "repeat_copy", "associative_recall", "priority_sort")})
 # Faster recipes for a small compute budget (Part III's shipped models; see the chapters):
 # batches of 32 instead of 1, a larger step, the paper's element-wise clipping kept. Adam at
 # 1e-3; the same with a curriculum over the first 50,000 sequences; centered RMSProp at 3e-4.
@@ -224,7 +228,7 @@ _RECIPES["tiny"] = TrainConfig(
 
 
 def default_preset(task: str, model_kind: str) -> str:
-    """The model preset ``train`` uses by default: the paper's for the NTM, ``small`` for the LSTM."""
+    """The model preset ``train`` uses by default: the paper's for the NTM, else ``small``."""
     return task if model_kind == "ntm" else "small"
 
 

@@ -9,6 +9,8 @@ Pure functions of tensors, one module per concept of the paper's Methods section
 
 Content addressing and the erase-then-add write are the NTM's
 (:func:`neural_memory.ntm.content_weights`, :func:`neural_memory.ntm.write`).
+
+* :mod:`neural_memory.dnc.model` -- :class:`DNCConfig` (with presets) and :class:`DNC`.
 """
 
 from neural_memory.dnc.allocation import allocation_weights, retention, usage
@@ -20,11 +22,17 @@ from neural_memory.dnc.interface import (
     parse_interface,
 )
 from neural_memory.dnc.linkage import directional_weights, link_matrix, precedence
+from neural_memory.dnc.model import DNC, DNCConfig, DNCState, DNCStep, DNCTrace
 from neural_memory.dnc.weighting import READ_MODES, read_weights, write_weights
 
 __all__ = [
+    "DNC",
     "READ_MODES",
+    "DNCConfig",
     "DNCInterface",
+    "DNCState",
+    "DNCStep",
+    "DNCTrace",
     "allocation_weights",
     "check_interface",
     "directional_weights",

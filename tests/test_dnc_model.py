@@ -263,7 +263,8 @@ def _count(cfg: DNCConfig) -> int:
 
 
 def test_presets() -> None:
-    assert DNCConfig.preset_names() == ["small", "tiny"]
+    assert DNCConfig.preset_names() == ["small", "tiny", "multi_copy"]
+    assert DNCConfig.preset("multi_copy") == DNCConfig.preset("small", memory_rows=16)
     small = DNCConfig.preset("small")
     assert (small.controller_size, small.memory_rows, small.memory_width, small.read_heads) == (
         100, 64, 20, 2,
@@ -276,7 +277,7 @@ def test_presets() -> None:
         counts[name] = sum(p.numel() for p in model.parameters())
         assert counts[name] == _count(cfg)
         assert model(torch.rand(2, 3, 9)).shape == (2, 3, 8)
-    assert counts == {"small": 72_541, "tiny": 8_048}
+    assert counts == {"small": 72_541, "tiny": 8_048, "multi_copy": 72_541}  # rows hold no weights
     assert _count(DNCConfig.preset("small", controller_layers=2)) == sum(
         p.numel() for p in DNC(DNCConfig.preset("small", controller_layers=2)).parameters()
     )

@@ -303,11 +303,11 @@ def test_presets_load_and_run() -> None:
     assert set(NTMConfig.preset_names()) == {
         "copy", "repeat_copy", "associative_recall", "priority_sort", "tiny",
         "copy-row0", "repeat_copy-row0", "associative_recall-row0", "priority_sort-row0",
-        "copy-row0-gamma2",
+        "copy-row0-gamma2", "multi_copy",
     }  # fmt: skip
     channels = {
         "copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6),
-        "priority_sort": (10, 8), "tiny": (9, 8),
+        "priority_sort": (10, 8), "tiny": (9, 8), "multi_copy": (9, 8),
     }  # fmt: skip
     channels.update({f"{k}-row0": v for k, v in channels.items() if k != "tiny"})
     channels["copy-row0-gamma2"] = channels["copy"]
@@ -322,6 +322,8 @@ def test_presets_load_and_run() -> None:
         assert row0 == NTMConfig.preset(task, learn_initial_weights=False)
     # the benchmark's and the shipped copy NTM: row 0, sharpening bounded at 2
     assert NTMConfig.preset("copy-row0-gamma2") == NTMConfig.preset("copy-row0", gamma_max=2.0)
+    # the multi-copy NTM: the copy NTM with 16 rows, fewer than a sequence's vectors
+    assert NTMConfig.preset("multi_copy") == NTMConfig.preset("copy", memory_rows=16)
     copy = NTMConfig.preset("copy")
     assert (copy.controller, copy.controller_size, copy.memory_rows, copy.memory_width) == (
         "lstm", 100, 128, 20,
@@ -329,7 +331,7 @@ def test_presets_load_and_run() -> None:
     assert (copy.read_heads, copy.write_heads) == (1, 1)
     sort = NTMConfig.preset("priority_sort")
     assert (sort.read_heads, sort.write_heads, sort.controller_layers) == (5, 5, 2)
-    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny"} - {
+    assert set(PAPER_LEARNING_RATES) == set(NTMConfig.preset_names()) - {"tiny", "multi_copy"} - {
         n for n in NTMConfig.preset_names() if "-row0" in n
     }
     over = NTMConfig.preset("copy", input_size=4, output_size=3, memory_rows=32)

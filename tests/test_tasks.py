@@ -1,4 +1,5 @@
-"""Layouts, ranges and reproducibility of the four task generators, and the two metrics."""
+"""Layouts, ranges and reproducibility of the task generators, and the two metrics (the
+multi-copy task's own tests are in ``test_multi_copy.py``)."""
 
 import math
 
@@ -20,7 +21,8 @@ from neural_memory.tasks.associative_recall import associative_recall_batch
 from neural_memory.tasks.priority_sort import priority_sort_batch
 from neural_memory.tasks.repeat_copy import count_normalisation
 
-CHANNELS = {"copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6), "priority_sort": (10, 8)}
+CHANNELS = {"copy": (9, 8), "repeat_copy": (10, 9), "associative_recall": (8, 6), "priority_sort": (10, 8),
+            "multi_copy": (9, 8)}
 
 
 def gen(seed=0):

@@ -20,7 +20,8 @@ Parts:
   Part III: :class:`LSTMBaseline`, :class:`LSTMConfig` (``neural_memory.baselines``).
 * The Differentiable Neural Computer (Graves et al., 2016): :class:`DNC`, :class:`DNCConfig`,
   :class:`DNCTrace` (``neural_memory.dnc``, with its allocation and linkage functions).
-* The paper's four tasks: :func:`get_task`, :data:`TASKS` (``neural_memory.tasks``).
+* The tasks -- the paper's four, and ``multi_copy`` for the DNC's memory reuse: :func:`get_task`,
+  :data:`TASKS` (``neural_memory.tasks``).
 * Training and evaluation: :class:`TrainConfig`, :func:`train` (the one training loop; its
   callbacks are in ``neural_memory.training``), :func:`evaluate`; models on disk:
   :func:`load_checkpoint`, :func:`save_checkpoint`, :func:`load_or_train` (the book's shipped

@@ -7,11 +7,12 @@ Examples::
 
 Without ``--checkpoint`` the model shipped with the package is used:
 ``src/neural_memory/data/checkpoints/<task>-<model>.pt`` (with its ``.json`` manifest and ``.csv``
-learning curve). The problem size is fixed with ``--length`` (copy, repeat copy, priority sort),
-``--repeats`` (repeat copy) and ``--items`` (associative recall); sizes left out are drawn from
-the training range, one per batch. The output is bit errors per sequence, the bit error rate and
-the cross-entropy in bits per sequence -- as plain ``key: value`` lines, or with ``--json`` as
-exactly one JSON object on stdout::
+learning curve). The problem size is fixed with ``--length`` (copy, repeat copy, priority sort;
+multi-copy: per episode), ``--repeats`` (repeat copy), ``--items`` (associative recall) and
+``--episodes`` (multi-copy); sizes left out are drawn from the training range, one per batch.
+The output is bit errors per sequence, the bit error rate and the cross-entropy in bits per
+sequence -- as plain ``key: value`` lines, or with ``--json`` as exactly one JSON object on
+stdout::
 
     {"task": ..., "model": ..., "checkpoint": ..., "sequences_seen": ..., "seed": ...,
      "sequences": K, "size": {"length": L, ...}, "bit_errors": ..., "bit_error_rate": ...,
@@ -45,9 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--model", required=True, choices=MODEL_KINDS)
     p.add_argument("--checkpoint", help="a .pt file (default: the shipped one)")
-    p.add_argument("--length", type=int, help="sequence length (copy, repeat_copy, priority_sort)")
+    p.add_argument("--length", type=int,
+                   help="sequence length (copy, repeat_copy, priority_sort; multi_copy: per episode)")
     p.add_argument("--repeats", type=int, help="number of repeats (repeat_copy)")
     p.add_argument("--items", type=int, help="number of items (associative_recall)")
+    p.add_argument("--episodes", type=int, help="copy episodes per sequence (multi_copy)")
     p.add_argument("--sequences", type=int, default=100, help="fresh sequences to score (default 100)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=1234, help="seed of the fresh data (default 1234)")
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def evaluate(args: argparse.Namespace) -> dict:
     """Run the evaluation described by parsed arguments; return the result as a dict."""
     task = get_task(args.task)
-    size = {"length": args.length, "repeats": args.repeats, "items": args.items}
+    size = {"length": args.length, "repeats": args.repeats, "items": args.items,
+            "episodes": args.episodes}
     size = {k: v for k, v in size.items() if v is not None}
     bad = sorted(set(size) - set(task.size_parameters))
     if bad:

@@ -1,4 +1,4 @@
-"""Train a model on one of the paper's tasks: ``python -m neural_memory.train``.
+"""Train a model on one of the tasks (``neural_memory.tasks``): ``python -m neural_memory.train``.
 
 Example (the tiny preset trains in seconds)::
 
@@ -10,9 +10,11 @@ A progress bar goes to stderr; stdout gets a few plain ``key: value`` lines (the
 and the final metrics on fresh sequences). ``--resume`` continues an interrupted run from its
 last checkpoint and ends with exactly the weights an uninterrupted run would have.
 
-Defaults: the model preset is the paper's for the NTM and ``small`` for the LSTM (see
-``neural_memory.baselines``); the recipe is ``<task>-<model>`` (the paper's learning rate, RMSProp
-with momentum 0.9, gradients clipped to [-10, 10]) or ``tiny`` with the tiny preset. Every
+Defaults: the model preset is the one named after the task for the NTM (the paper's, or for
+``multi_copy`` the copy NTM with 16 rows), ``multi_copy`` for the DNC on that task, and
+otherwise ``small`` (see ``neural_memory.training.default_preset``); the recipe is
+``<task>-<model>`` (the paper's learning rate -- for ``multi_copy``, copy's -- RMSProp with
+momentum 0.9, gradients clipped to [-10, 10]) or ``tiny`` with the tiny preset. Every
 field of the recipe can be overridden by a flag. The model's input and output sizes always come
 from the task.
 
@@ -68,11 +70,12 @@ def _optional_float(text: str) -> float | None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m neural_memory.train",
-        description="Train an NTM or the LSTM baseline on a task of Graves et al. (2014).",
+        description="Train an NTM, a DNC or the LSTM baseline on a task of neural_memory.tasks.",
     )
     p.add_argument("--task", required=True, choices=sorted(TASKS))
     p.add_argument("--model", required=True, choices=MODEL_KINDS)
-    p.add_argument("--preset", help="model preset (default: the task's for ntm, 'small' for lstm)")
+    p.add_argument("--preset", help="model preset (default: the task's for ntm, and for dnc on "
+                                     "multi_copy; else 'small')")
     p.add_argument("--recipe", help="training recipe preset (default: '<task>-<model>', or 'tiny')")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",

@@ -202,6 +202,9 @@ _RECIPES: dict[str, TrainConfig] = {
 # 1e-4, the learning rate of DeepMind's reference implementation's training script.
 _RECIPES.update({f"{task}-dnc": TrainConfig(lr=1e-4)
                  for task in ("copy", "repeat_copy", "associative_recall", "priority_sort")})
+# Multi-copy (several copy episodes in one sequence, for the DNC's memory reuse) is not a task of
+# either paper: each model gets its copy recipe.
+_RECIPES.update({f"multi_copy-{model}": _RECIPES[f"copy-{model}"] for model in ("ntm", "lstm", "dnc")})
 # Faster recipes for a small compute budget (Part III's shipped models; see the chapters):
 # batches of 32 instead of 1, a larger step, the paper's element-wise clipping kept. Adam at
 # 1e-3; the same with a curriculum over the first 50,000 sequences; centered RMSProp at 3e-4.
@@ -228,8 +231,14 @@ _RECIPES["tiny"] = TrainConfig(
 
 
 def default_preset(task: str, model_kind: str) -> str:
-    """The model preset ``train`` uses by default: the paper's for the NTM, else ``small``."""
-    return task if model_kind == "ntm" else "small"
+    """The model preset ``train`` uses by default: the one named after the task for the NTM (the
+    paper's, or ``multi_copy``'s 16 rows) and for the DNC where it has one (``multi_copy``),
+    else ``small``."""
+    if model_kind == "ntm":
+        return task
+    if model_kind == "dnc" and task in model_classes("dnc")[0].preset_names():
+        return task
+    return "small"
 
 
 def default_recipe(task: str, model_kind: str, preset: str) -> str:

@@ -139,8 +139,10 @@ class DNCConfig:
         ``"small"`` (the command line's default): an LSTM of 100 units (the NTM presets'
         controller), 64 rows of width 20 and 2 read heads -- room for every training sequence of
         the four tasks (at most 20 vectors to store) at about the NTM's parameter count.
-        ``"tiny"``: a small machine that trains in seconds. Both have the copy task's channels;
-        the command line sets every task's own.
+        ``"multi_copy"``: ``small`` with 16 rows, fewer than the vectors a multi-copy sequence
+        stores, so that rows must be freed and written again (the command line's default for that
+        task). ``"tiny"``: a small machine that trains in seconds. All have the copy task's
+        channels; the command line sets every task's own.
         """
         if name not in _PRESETS:
             raise ValueError(f"unknown DNC preset {name!r}; choose one of {cls.preset_names()}")
@@ -157,6 +159,7 @@ _PRESETS: dict[str, dict] = {
     "tiny": {"input_size": 9, "output_size": 8, "controller_size": 32, "memory_rows": 16,
              "memory_width": 8, "read_heads": 1},
 }  # fmt: skip
+_PRESETS["multi_copy"] = {**_PRESETS["small"], "memory_rows": 16}
 
 
 class DNCState(NamedTuple):

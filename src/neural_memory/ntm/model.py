@@ -212,8 +212,9 @@ class NTMConfig:
 
         ``"copy"``, ``"repeat_copy"``, ``"associative_recall"``, ``"priority_sort"``: Graves et
         al. (2014), Table 2 (LSTM controller; learning rates in :data:`PAPER_LEARNING_RATES`),
-        with the task's channel counts. ``"tiny"``: copy's channels, a small machine that trains
-        in seconds.
+        with the task's channel counts. ``"multi_copy"``: the copy preset with 16 memory rows,
+        fewer than the vectors a multi-copy sequence stores, so that rows must be reused.
+        ``"tiny"``: copy's channels, a small machine that trains in seconds.
         """
         if name not in _PRESETS:
             raise ValueError(f"unknown NTM preset {name!r}; choose one of {cls.preset_names()}")
@@ -253,6 +254,9 @@ _PRESETS: dict[str, dict] = {
 # book's "Performance and stability" appendix has the measurement).
 for _task in ("copy", "repeat_copy", "associative_recall", "priority_sort"):
     _PRESETS[f"{_task}-row0"] = {**_PRESETS[_task], "learn_initial_weights": False}
+# "multi_copy": the copy NTM with a memory of 16 rows, the size the multi-copy task is built for
+# (its sequences store up to 48 vectors, each episode at most 8).
+_PRESETS["multi_copy"] = {**_PRESETS["copy"], "memory_rows": 16}
 # "copy-row0-gamma2": the row-0 copy NTM with every head's sharpening exponent bounded at 2
 # (gamma_max; its docstring has the measurement): the benchmark's model and the shipped copy NTM,
 # trained with the "fast-adam-settle10" recipe.

@@ -65,7 +65,8 @@ def test_training_command_keeps_what_trains_and_drops_where_files_went():
 
 
 def test_criteria_measure_the_shipped_copy_ntm():
-    assert {c.task for c in CRITERIA} == {"copy", "repeat_copy", "associative_recall", "priority_sort"}
+    assert {c.task for c in CRITERIA} == {"copy", "repeat_copy", "associative_recall", "priority_sort",
+                                          "multi_copy"}
     rows = check_criteria(load_models("copy")["NTM"].model, "copy", episodes=16)
     assert [r["label"] for r in rows] == ["length 20", "length 40"]
     assert all(r["met"] and r["value"] <= r["at_most"] for r in rows)

@@ -7,6 +7,7 @@ import torch
 
 from neural_memory.checkpoint import load_checkpoint
 from neural_memory.evaluate import main as evaluate_main
+from neural_memory.experiments.comparison import CRITERIA
 from neural_memory.registry import MODEL_KINDS
 from neural_memory.tasks import TASKS, MultiCopyTask, get_task
 from neural_memory.tasks.copy import copy_batch
@@ -122,6 +123,7 @@ def test_defaults_for_every_model_kind():
         assert TrainConfig.preset(recipe) == TrainConfig.preset(f"copy-{kind}")  # copy's recipe
     # the paper's tasks keep their defaults
     assert [default_preset("copy", kind) for kind in ("ntm", "lstm", "dnc")] == ["copy", "small", "small"]
+    assert [c.label for c in CRITERIA if c.task == "multi_copy"] == ["training range"]
 
 
 @pytest.mark.parametrize("kind", MODEL_KINDS)

@@ -9,7 +9,8 @@ Each chapter shows one of the paper's tasks and then the same steps, which are t
 * :func:`generalisation` and :func:`generalisation_table` -- bit errors at sizes inside and
   beyond the training range (the figure is ``viz.tasks.sweep_plot``);
 * :data:`CRITERIA` and :func:`check_criteria` -- what a trained NTM must do on fresh episodes
-  for the book to call the paper's result reproduced.
+  for the book to call the paper's result reproduced (and any model on ``multi_copy``, a task
+  of the DNC's part, to count as solving it).
 """
 
 from __future__ import annotations
@@ -189,13 +190,15 @@ class Criterion:
 #: reproduction. Copy: sequences of length 20 (the longest trained) copied without error and
 #: length 40 with at most 1% of bits wrong; repeat copy and associative recall: no errors in the
 #: training range; priority sort: at most 10% of the 128 answer bits wrong (guessing gets 50%,
-#: the majority bit of the 16 top inputs about 40%).
+#: the majority bit of the 16 top inputs about 40%). Multi-copy, which is not the paper's (the
+#: DNC's memory reuse), is held to the same bound as repeat copy: no errors in the training range.
 CRITERIA: tuple[Criterion, ...] = (
     Criterion("copy", "length 20", "bit_errors", 0.05, {"length": 20}),
     Criterion("copy", "length 40", "bit_error_rate", 0.01, {"length": 40}),
     Criterion("repeat_copy", "training range", "bit_errors", 0.1),
     Criterion("associative_recall", "training range", "bit_errors", 0.1),
     Criterion("priority_sort", "20 inputs, 16 outputs", "bit_errors", 12.8),
+    Criterion("multi_copy", "training range", "bit_errors", 0.1),
 )
 
 

@@ -86,18 +86,19 @@ def _route(ax: Axes, points: list[tuple[float, float]], colour: str = "0.2",
     return arrow
 
 
-def _head(ax: Axes, y: float, name: str, colour: str) -> tuple[float, float]:
-    """A head's frame at height ``y`` with the four stages inside; returns the frame's left and
+def _head(ax: Axes, y: float, name: str, colour: str, stages=STAGES, left: float = 3.2,
+          width: float = 7.4, stage_w: float = 1.55, pad: float = 0.25) -> tuple[float, float]:
+    """A head's frame at height ``y`` with its ``stages`` (``(name, parameters)`` pairs; the
+    NTM's four by default) inside, left to right, joined by arrows; returns the frame's left and
     right edge midpoints' x (its middle height is ``y + 0.85``)."""
-    left, width, height = 3.2, 7.4, 1.7
+    height, gap = 1.7, 0.27
     _box(ax, left, y, width, height, name, face=_HEAD, edge=colour, size=10.5, top=True)
-    stage_w, gap = 1.55, 0.27
-    x = left + 0.25
+    x = left + pad
     middle = y + 0.7
-    for i, (stage, params) in enumerate(STAGES):
+    for i, (stage, params) in enumerate(stages):
         _box(ax, x, y + 0.22, stage_w, 0.96, stage, params, face=_STAGE, edge="0.45", size=9.5,
              weight="normal")
-        if i < len(STAGES) - 1:
+        if i < len(stages) - 1:
             _arrow(ax, (x + stage_w + 0.02, middle), (x + stage_w + gap - 0.02, middle))
         x += stage_w + gap
     return left, left + width

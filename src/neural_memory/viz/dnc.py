@@ -36,7 +36,7 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from neural_memory.viz.common import PALETTE, bar_weights, new_axes
-from neural_memory.viz.diagram import _arrow, _box, _route
+from neural_memory.viz.diagram import _CONTROLLER, _IO, _MEMORY, _arrow, _box, _head, _route
 from neural_memory.viz.ntm import _matrix, _vector, weights_over_time
 
 __all__ = [
@@ -350,25 +350,6 @@ READ_STAGES = (
     ("read modes", r"$\boldsymbol{\pi}^i_t$"),
 )
 
-_CONTROLLER, _HEAD, _STAGE, _MEMORY, _IO = "#DCE9F5", "#FDF0D5", "white", "#DDF2EA", "#EEEEEE"
-
-
-def _head(ax: Axes, y: float, name: str, stages: Sequence[tuple[str, str]], colour: str) -> None:
-    """A head's frame at height ``y`` (from x = 3.6 to 10.4) with its stages inside, left to
-    right, joined by arrows."""
-    left, width, height = 3.6, 6.8, 1.7
-    _box(ax, left, y, width, height, name, face=_HEAD, edge=colour, size=10.5, top=True)
-    stage_w, gap = 1.95, 0.27
-    x = left + 0.2
-    middle = y + 0.7
-    for i, (stage, params) in enumerate(stages):
-        _box(ax, x, y + 0.22, stage_w, 0.96, stage, params, face=_STAGE, edge="0.45", size=9.5,
-             weight="normal")
-        if i < len(stages) - 1:
-            _arrow(ax, (x + stage_w + 0.02, middle), (x + stage_w + gap - 0.02, middle))
-        x += stage_w + gap
-
-
 def dnc_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
     r"""One time step of the DNC (:class:`neural_memory.dnc.DNC`) as a block diagram.
 
@@ -396,8 +377,9 @@ def dnc_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
     _box(ax, 13.85, 5.95, 1.45, 1.0, "output", r"$\mathbf{y}_t$", face=_IO, size=10)
 
     # the interface vector feeds both heads: the write head first (1), the read heads after (2)
-    _head(ax, 0.85, "1. write head", WRITE_STAGES, write_colour)
-    _head(ax, 4.45, "2. read heads ($i = 1, \\dots, R$)", READ_STAGES, read_colour)
+    frame = {"left": 3.6, "width": 6.8, "stage_w": 1.95, "pad": 0.2}  # x from 3.6 to 10.4
+    _head(ax, 0.85, "1. write head", write_colour, WRITE_STAGES, **frame)
+    _head(ax, 4.45, "2. read heads ($i = 1, \\dots, R$)", read_colour, READ_STAGES, **frame)
     controller_right = 1.85 + 1.25
     _arrow(ax, (controller_right, 4.0), (3.6, 5.15), r"$\boldsymbol{\xi}_t$", where=(3.15, 4.75),
            connection="arc3,rad=-0.2")

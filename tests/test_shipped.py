@@ -2,8 +2,8 @@
 
 Fresh random sequences, a few hundred per check (``python -m neural_memory.evaluate`` measures
 the same quantities on more). The copy, repeat copy and associative recall NTMs are held to
-Part III's in-range targets; priority sort has no numeric target, so its NTM is held to what the
-chapters claim: a better score than the LSTM trained on as many sequences.
+Part III's in-range targets, the priority sort NTM to its criterion and to the paper's program
+(write rows that follow the priority).
 """
 
 from __future__ import annotations

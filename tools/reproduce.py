@@ -16,7 +16,8 @@ and whether the retrained weights equal the shipped ones (after the shipped floa
 taking each run's training time from its learning curve.
 ``--export DIR`` also exports every finished run to ``DIR`` (float16, as shipped).
 
-This is a script, not a test: the full run takes about an hour of wall time on a two-core CPU.
+This is a script, not a test: the full run takes about two and a quarter hours of wall time on a
+two-core CPU (the book's appendix, "Performance and stability", has the measured times).
 """
 
 from __future__ import annotations

@@ -104,15 +104,29 @@ def _head(ax: Axes, y: float, name: str, colour: str, stages=STAGES, left: float
     return left, left + width
 
 
-def ntm_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
-    """One time step of the NTM as a block diagram: controller, read and write heads with their
-    four addressing stages, memory, output, and arrows for the data flow. Returns the figure."""
+def _canvas(width: float, height: float) -> tuple[Figure, Axes]:
+    """A figure with one axis-free panel whose coordinates run over [0, 15.4] x [-0.35, 7.3],
+    the frame both block diagrams are laid out in."""
     fig, axes = new_axes(width=width, height=height)
     ax = axes[0, 0]
     ax.set_xlim(0.0, 15.4)
     ax.set_ylim(-0.35, 7.3)
     ax.set_aspect("auto")
     ax.axis("off")
+    return fig, ax
+
+
+def _memory_rows(ax: Axes, x: float, y: float, w: float, h: float, rows: int = 8) -> None:
+    """The memory drawn as ``rows`` white bars filling the rectangle ``(x, y, w, h)``."""
+    for i in range(rows):
+        ax.add_patch(Rectangle((x, y + i * h / rows), w, h / rows * 0.82,
+                               facecolor="white", edgecolor=PALETTE[2], linewidth=0.8))
+
+
+def ntm_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
+    """One time step of the NTM as a block diagram: controller, read and write heads with their
+    four addressing stages, memory, output, and arrows for the data flow. Returns the figure."""
+    fig, ax = _canvas(width, height)
     read_colour, write_colour = PALETTE[0], PALETTE[3]
 
     # input, controller, output
@@ -138,10 +152,7 @@ def ntm_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
     mem_x, mem_y, mem_w, mem_h = 11.6, 1.9, 1.5, 2.8
     _box(ax, mem_x - 0.15, mem_y - 0.15, mem_w + 0.3, mem_h + 1.05, "memory", face=_MEMORY,
          edge=PALETTE[2], size=10.5, top=True)
-    rows = 8
-    for i in range(rows):
-        ax.add_patch(Rectangle((mem_x, mem_y + i * mem_h / rows), mem_w, mem_h / rows * 0.82,
-                               facecolor="white", edgecolor=PALETTE[2], linewidth=0.8))
+    _memory_rows(ax, mem_x, mem_y, mem_w, mem_h)
     ax.text(mem_x + mem_w / 2, mem_y + mem_h + 0.3, r"$\mathbf{M}_t$  ($N \times M$)",
             ha="center", va="center", fontsize=9.5)
 

@@ -32,11 +32,20 @@ from typing import Any
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 from matplotlib.ticker import MaxNLocator
 
 from neural_memory.viz.common import PALETTE, bar_weights, new_axes
-from neural_memory.viz.diagram import _CONTROLLER, _IO, _MEMORY, _arrow, _box, _head, _route
+from neural_memory.viz.diagram import (
+    _CONTROLLER,
+    _IO,
+    _MEMORY,
+    _arrow,
+    _box,
+    _canvas,
+    _head,
+    _memory_rows,
+    _route,
+)
 from neural_memory.viz.ntm import _matrix, _vector, weights_over_time
 
 __all__ = [
@@ -361,12 +370,7 @@ def dnc_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
     go back to the controller at $t + 1$. Every box carries its name as a text artist with
     ``gid="box:<name>"``. Returns the figure.
     """
-    fig, axes = new_axes(width=width, height=height)
-    ax = axes[0, 0]
-    ax.set_xlim(0.0, 15.4)
-    ax.set_ylim(-0.35, 7.3)
-    ax.set_aspect("auto")
-    ax.axis("off")
+    fig, ax = _canvas(width, height)
     read_colour, write_colour = PALETTE[0], PALETTE[3]
 
     # input, controller, output
@@ -394,10 +398,7 @@ def dnc_diagram(width: float = 12.0, height: float = 6.2) -> Figure:
     mem_right = mem_x + mem_w + 1.55
     _box(ax, mem_x - 0.3, mem_y - 0.15, mem_right - mem_x + 0.3, mem_h + 1.05, "memory", face=_MEMORY,
          edge=PALETTE[2], size=10.5, top=True)
-    rows = 8
-    for i in range(rows):
-        ax.add_patch(Rectangle((mem_x, mem_y + i * mem_h / rows), mem_w, mem_h / rows * 0.82,
-                               facecolor="white", edgecolor=PALETTE[2], linewidth=0.8))
+    _memory_rows(ax, mem_x, mem_y, mem_w, mem_h)
     ax.text(mem_x + mem_w / 2, mem_y + mem_h + 0.3, r"$\mathbf{M}_t$ ($N \times M$)",
             ha="center", va="center", fontsize=9.5)
     ax.text(mem_x + mem_w + 0.12, mem_y + mem_h / 2,

@@ -45,7 +45,7 @@ help:
 	@echo "make browser    only the browser tests of an already built book (screenshots in _build/screenshots)"
 	@echo "make notebooks  re-execute every notebook in place, refreshing stored outputs"
 	@echo "make bench      NTM benchmarks: throughput (plain and fused), time to converge on copy, memory (~20 min)"
-	@echo "make reproduce  train every shipped Part III model again from its manifest (two processes,"
+	@echo "make reproduce  train every shipped model again from its manifest (two processes,"
 	@echo "                one core each; about 2.3 hours) and check each on fresh data"
 	@echo "make clean      remove build outputs (keeps .venv)"
 

@@ -16,6 +16,7 @@ from neural_memory.experiments.comparison import (  # noqa: E402
     generalisation,
     generalisation_table,
     load_models,
+    model_size,
     tiny_live_run,
     training_command,
 )
@@ -72,3 +73,11 @@ def test_criteria_measure_the_shipped_copy_ntm():
     assert all(r["met"] and r["value"] <= r["at_most"] for r in rows)
     lstm = check_criteria(load_models("copy")["LSTM"].model, "copy", episodes=16)
     assert not lstm[1]["met"] and lstm[1]["value"] > 0.01
+
+
+def test_model_size_names_each_kind_in_its_own_terms():
+    from neural_memory.training import load_or_train
+
+    sizes = {kind: model_size(load_or_train("copy", kind, progress=False)) for kind in ("ntm", "lstm", "dnc")}
+    assert sizes == {"ntm": "controller 100, 1 read + 1 write head", "lstm": "3 x 256",
+                     "dnc": "controller 100, 2 read heads, memory 64 x 20"}

@@ -1,4 +1,4 @@
-"""Train every shipped model of Part III again from its manifest and check it on fresh data.
+"""Train every shipped model (Parts III and V) again from its manifest and check it on fresh data.
 
     python tools/reproduce.py                  # all shipped models, two processes, one core each
     python tools/reproduce.py --only copy-ntm repeat_copy-ntm --workers 1
@@ -7,7 +7,7 @@
 
 Each model is trained by :func:`neural_memory.training.retrain_model` (the manifest's model
 config, recipe, seed, number of sequences, fused unroll and thread count) into
-``--out/<task>-<model>``: the NTMs first, then the LSTM baselines, the longest runs of each
+``--out/<task>-<model>``: the NTMs first, then the LSTM baselines, then the DNCs, the longest runs of each
 first (their lengths are read from the shipped learning curves). One progress bar per model shows the sequences trained and the last logged
 bit errors. At the end a table gives each model's wall time and its bit errors on ``--episodes``
 fresh episodes, next to the criteria of :data:`neural_memory.experiments.comparison.CRITERIA`,
@@ -16,8 +16,9 @@ and whether the retrained weights equal the shipped ones (after the shipped floa
 taking each run's training time from its learning curve.
 ``--export DIR`` also exports every finished run to ``DIR`` (float16, as shipped).
 
-This is a script, not a test: the full run takes about two and a quarter hours of wall time on a
-two-core CPU (the book's appendix, "Performance and stability", has the measured times).
+This is a script, not a test: Part III's models alone take about two and a quarter hours of wall
+time on a two-core CPU (the book's appendix, "Performance and stability", has the measured times),
+and Part V's add the training times their learning curves record.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ from neural_memory.checkpoint import SHIPPED_DIR, load_checkpoint, read_csv, rea
 from neural_memory.experiments.comparison import check_criteria
 from neural_memory.training import Callback, TrainLoop, retrain_model, run_name
 
-TASKS = ("copy", "repeat_copy", "associative_recall", "priority_sort")
-KINDS = ("ntm", "lstm")
+TASKS = ("copy", "repeat_copy", "associative_recall", "priority_sort", "multi_copy")
+KINDS = ("ntm", "lstm", "dnc")
 
 
 class _Report(Callback):

@@ -99,11 +99,10 @@ def model_size(ck: Checkpoint) -> str:
     c = ck.config
     if ck.manifest["model_kind"] == "lstm":
         return f"{c.num_layers} x {c.hidden_size}"
+    layers = f"{c.controller_layers} x {c.controller_size}" if c.controller_layers > 1 else str(c.controller_size)
     if ck.manifest["model_kind"] == "dnc":
-        layers = f"{c.controller_layers} x {c.controller_size}" if c.controller_layers > 1 else str(c.controller_size)
         return (f"controller {layers}, {c.read_heads} read head{'s' if c.read_heads > 1 else ''}, "
                 f"memory {c.memory_rows} x {c.memory_width}")
-    layers = f"{c.controller_layers} x {c.controller_size}" if c.controller_layers > 1 else str(c.controller_size)
     kind = "controller" if c.controller == "lstm" else "feedforward controller"
     heads = f"{c.read_heads} read + {c.write_heads} write head" + ("s" if c.write_heads > 1 else "")
     return f"{kind} {layers}, {heads}"

@@ -65,6 +65,19 @@ def test_training_command_keeps_what_trains_and_drops_where_files_went():
     assert training_command({}) == ""
 
 
+def test_training_differences_name_what_was_trained_differently():
+    from neural_memory.experiments.comparison import TRAINING_FIELDS, training_differences
+    from neural_memory.training import TrainConfig
+
+    base = {"seed": 1, "sequences_seen": 100, "train_config": dict.fromkeys(TRAINING_FIELDS, 0) | {"log_every": 5}}
+    other = {**base, "train_config": {**base["train_config"], "log_every": 7}}
+    assert training_differences(base, other) == []  # how often a run logged does not count
+    other = {**base, "seed": 2, "train_config": {**base["train_config"], "lr": 1e-3}}
+    assert training_differences(base, other) == ["seed", "lr"]
+    assert training_differences(base, {"seed": 1, "sequences_seen": 100}) == [
+        k for k in TRAINING_FIELDS if getattr(TrainConfig(), k) != 0]  # missing fields: the defaults
+
+
 def test_criteria_measure_the_shipped_copy_ntm():
     assert {c.task for c in CRITERIA} == {"copy", "repeat_copy", "associative_recall", "priority_sort",
                                           "multi_copy"}

@@ -18,8 +18,9 @@ from __future__ import annotations
 import shlex
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -146,6 +147,24 @@ def training_command(manifest: Mapping[str, object]) -> str:
         elif word not in ("--no-progress", "--resume"):
             kept.append(word)
     return shlex.join(kept)
+
+
+#: The fields of a manifest's ``train_config`` that decide how a model was trained; the ones left
+#: out only say how often the run logged or saved, or belong to one kind of model.
+TRAINING_FIELDS = ("optimizer", "lr", "batch_size", "sequences", "clip_value", "curriculum_sequences",
+                   "curriculum_start", "lr_drop_below", "lr_drop_factor")
+
+
+def training_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """The ways two models' training differed, read from their manifests: the seed, the number of
+    sequences seen, and each field of :data:`TRAINING_FIELDS`; an empty list when they were trained
+    the same way (whatever the models themselves are). A field that a manifest lacks (one written
+    before the field existed) counts as :class:`TrainConfig`'s default."""
+    diffs = [key for key in ("seed", "sequences_seen") if a.get(key) != b.get(key)]
+    default = asdict(TrainConfig())
+    config_a = default | dict(a.get("train_config") or {})
+    config_b = default | dict(b.get("train_config") or {})
+    return diffs + [key for key in TRAINING_FIELDS if config_a[key] != config_b[key]]
 
 
 def curve_paths(task: str, retrain: bool = False) -> dict[str, Path]:

@@ -93,4 +93,4 @@ def test_model_size_names_each_kind_in_its_own_terms():
 
     sizes = {kind: model_size(load_or_train("copy", kind, progress=False)) for kind in ("ntm", "lstm", "dnc")}
     assert sizes == {"ntm": "controller 100, 1 read + 1 write head", "lstm": "3 x 256",
-                     "dnc": "controller 100, 2 read heads, memory 64 x 20"}
+                     "dnc": "controller 100, 2 read heads, memory 128 x 20"}

@@ -151,8 +151,9 @@ def training_command(manifest: Mapping[str, object]) -> str:
 
 #: The fields of a manifest's ``train_config`` that decide how a model was trained; the ones left
 #: out only say how often the run logged or saved, or belong to one kind of model.
-TRAINING_FIELDS = ("optimizer", "lr", "batch_size", "sequences", "clip_value", "curriculum_sequences",
-                   "curriculum_start", "lr_drop_below", "lr_drop_factor")
+TRAINING_FIELDS = ("optimizer", "lr", "momentum", "alpha", "eps", "batch_size", "sequences", "clip_value",
+                   "clip_norm", "curriculum_sequences", "curriculum_start", "lr_drop_below", "lr_drop_factor",
+                   "lr_drop_window")
 
 
 def training_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:

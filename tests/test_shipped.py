@@ -4,8 +4,8 @@ Fresh random sequences, a few hundred per check (``python -m neural_memory.evalu
 the same quantities on more). The copy, repeat copy and associative recall NTMs are held to
 Part III's in-range targets, the priority sort NTM to its criterion and to the paper's program
 (write rows that follow the priority). The DNCs of Part V were trained like their task's NTM;
-the copy and associative recall DNCs are held to the NTM's in-range targets, and both machines
-to the multi-copy target.
+the copy DNC is held to both of the copy NTM's targets (lengths 20 and 40), the associative
+recall DNC to its in-range target, and the multi-copy DNC to its target and against its NTM.
 """
 
 from __future__ import annotations
